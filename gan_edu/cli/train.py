@@ -1,0 +1,122 @@
+"""``gan-edu train``: train a GAN from the registry on a data set, or resume a run."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..data.datasets import DATASETS, load_dataset
+from ..losses import LOSSES
+from ..models import MODELS
+from ..training.gan_trainer import GANTrainerConfig
+from ..training.runs import new_gan_run, resume_gan_run
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an int; expected a positive int") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text} is not positive; expected a positive int")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an int; expected an int >= 0") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} is negative; expected an int >= 0")
+    return value
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number; expected a positive number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text} is not positive; expected a positive number")
+    return value
+
+
+def add_trainer_arguments(p: argparse.ArgumentParser) -> None:
+    """Loop options shared by every training command (defaults None: "not given")."""
+    p.add_argument("--epochs", type=positive_int, help="passes over the training data (default 5)")
+    p.add_argument("--max-steps", type=positive_int, help="stop after this many steps in all")
+    p.add_argument("--batch-size", type=positive_int, help="images per batch (default 128)")
+    p.add_argument("--device", help="auto (default: CUDA when present), cpu, cuda, cuda:N")
+    p.add_argument("--seed", type=non_negative_int, help="seed of weights, noise and data order (default 0)")
+    p.add_argument("--log-every", type=positive_int, help="steps between metric logs (default 25)")
+    p.add_argument("--checkpoint-every", type=positive_int, help="steps between extra checkpoints (one per epoch always)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def trainer_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The loop options given on the command line, under their config names."""
+    names = ("epochs", "max_steps", "batch_size", "device", "seed", "log_every", "checkpoint_every")
+    values = {k: getattr(args, k) for k in names if getattr(args, k, None) is not None}
+    if getattr(args, "no_progress", False):
+        values["progress"] = False
+    return values
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("train", help="train a GAN (or resume a run)", description="Train a GAN from the model registry on a data set.")
+    p.add_argument("--dataset", default="shapes", choices=sorted(DATASETS), help="training data (default shapes)")
+    p.add_argument("--model", default="dcgan", choices=list(MODELS), help="registry model (default dcgan)")
+    p.add_argument("--loss", default="non-saturating", choices=list(LOSSES), help="GAN loss (default non-saturating)")
+    p.add_argument("--out", type=Path, help="run folder (default runs/DATASET-MODEL)")
+    p.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")
+    add_trainer_arguments(p)
+    p.add_argument("--lr", type=positive_float, help="Adam learning rate of G and D (default 2e-4)")
+    p.add_argument("--lr-g", type=positive_float, help="Adam learning rate of G")
+    p.add_argument("--lr-d", type=positive_float, help="Adam learning rate of D")
+    p.add_argument("--beta1", type=float, help="Adam beta1 (default 0.5)")
+    p.add_argument("--d-steps", type=positive_int, help="D updates per G update (default: the loss's own)")
+    p.add_argument("--latent-dim", type=positive_int, help="size of z (default 100)")
+    p.add_argument("--g-channels", type=positive_int, help="generator width (default 64)")
+    p.add_argument("--d-channels", type=positive_int, help="discriminator width (default 64)")
+    p.add_argument("--channels", type=int, choices=(1, 3), help="shapes only: 1 (grey) or 3 (RGB, default)")
+    p.add_argument("--num-images", type=positive_int, help="shapes only: training images (default 20000)")
+    p.add_argument("--flip", action="store_true", help="random horizontal flips of the training images")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    overrides = trainer_overrides(args)
+    if args.resume is not None:
+        allowed = {"epochs", "max_steps", "device", "progress", "log_every", "checkpoint_every"}
+        fixed = sorted(set(overrides) - allowed)
+        if fixed:
+            print(f"gan-edu train: note: --resume keeps the run's own {', '.join(fixed)}", file=sys.stderr)
+        trainer, dataset = resume_gan_run(args.resume, **{k: v for k, v in overrides.items() if k in allowed})
+        print(f"resuming {args.resume} at step {trainer.step} (epoch {trainer.epoch}) of {trainer.config.epochs} epochs", file=sys.stderr)
+    else:
+        for name in ("lr_g", "lr_d"):
+            if getattr(args, name) is None and args.lr is not None:
+                setattr(args, name, args.lr)
+        gan_options = {k: getattr(args, k) for k in ("lr_g", "lr_d", "beta1", "d_steps") if getattr(args, k) is not None}
+        if args.flip:
+            gan_options["flip"] = True
+        config = GANTrainerConfig(**{**overrides, **gan_options})
+        data_options: dict[str, Any] = {}
+        if args.dataset == "shapes":
+            data_options.update({k: v for k, v in (("channels", args.channels), ("n", args.num_images)) if v is not None})
+        dataset = load_dataset(args.dataset, "train", **data_options)
+        model_config = {k: getattr(args, k) for k in ("latent_dim", "g_channels", "d_channels") if getattr(args, k) is not None}
+        out = args.out or Path("runs") / f"{args.dataset}-{args.model}"
+        trainer = new_gan_run(args.model, dataset, loss=args.loss, config=config, out_dir=out, overwrite=args.overwrite, **model_config)
+        print(f"training {args.model} on {args.dataset} ({len(dataset)} images) with the {args.loss} loss into {out}", file=sys.stderr)
+    print(f"config: {trainer.config}", file=sys.stderr)
+    trainer.fit(dataset)
+    last = trainer.history[-1] if trainer.history else {}
+    losses = ", ".join(f"{k}={v:.3f}" for k, v in last.items() if k.endswith("loss"))
+    print(f"done: {trainer.step} steps, {trainer.epoch} epochs in {trainer.elapsed:.0f} s; {losses}")
+    print(f"run folder: {trainer.out_dir} (samples.png, samples.gif, losses.png, generator/)")
+    return 0

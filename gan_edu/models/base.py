@@ -1,0 +1,307 @@
+"""The two contracts every GAN model in gan-edu fulfils: :class:`Generator` and :class:`Discriminator`.
+
+A generator maps noise ``z`` of shape ``(N, latent_dim)`` (and, when conditional, class labels of
+shape ``(N,)``) to images of shape ``(N, C, H, W)`` in ``[-1, 1]``. A discriminator maps images
+(and labels) to raw logits of shape ``(N,)``: never a sigmoid, the losses work on logits.
+
+Both are built from a frozen config dataclass (:class:`GANConfig` or a subclass) and can be saved
+and rebuilt with :meth:`save_pretrained` / :meth:`from_pretrained`: a folder holding
+``config.json`` (the model's class name and its config) and ``model.safetensors`` (the weights).
+Loading never runs code from a file: the class is looked up by name among the model classes
+already imported, and safetensors holds tensors only.
+
+To make a variant, subclass :class:`Generator` or :class:`Discriminator` (or an existing model such
+as :class:`gan_edu.models.dcgan.DCGANGenerator`), set ``config_class`` if you need new options,
+and override ``forward``. Everything else (sampling, saving, loading, training) keeps working.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from ..errors import GanEduError, check
+from ..io import atomic_open, atomic_write_json
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+
+#: Every Generator / Discriminator class by name, filled as classes are defined.
+#: from_pretrained only rebuilds classes listed here: a file names a class, it cannot bring one.
+MODULE_CLASSES: dict[str, type[GANModule]] = {}
+
+
+@dataclasses.dataclass(frozen=True)
+class GANConfig:
+    """What every generator and discriminator needs to know.
+
+    Subclass it (frozen too) to add a model's own options, each with a comment saying why.
+    """
+
+    image_shape: tuple[int, int, int] = (3, 32, 32)  # (C, H, W) of the images made / judged
+    latent_dim: int = 100  # size of z; 100 as in Radford et al. and most DCGAN code
+    num_classes: int | None = None  # None: unconditional; K: the model takes labels in [0, K)
+
+    def __post_init__(self) -> None:
+        shape = tuple(self.image_shape)
+        object.__setattr__(self, "image_shape", shape)  # JSON gives a list; keep one type
+        check(
+            len(shape) == 3 and all(isinstance(s, int) and s > 0 for s in shape),
+            f"image_shape={shape!r}: expected three positive ints (C, H, W)",
+        )
+        check(shape[0] in (1, 3), f"image_shape channels={shape[0]}: expected 1 or 3")
+        check(
+            isinstance(self.latent_dim, int) and self.latent_dim > 0,
+            f"latent_dim={self.latent_dim!r}: expected a positive int",
+        )
+        check(
+            self.num_classes is None or (isinstance(self.num_classes, int) and self.num_classes >= 2),
+            f"num_classes={self.num_classes!r}: expected None (unconditional) or an int >= 2",
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The config as plain JSON-able values."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> GANConfig:
+        """Rebuild a config; unknown keys are an error, not silently dropped."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - names)
+        check(not unknown, f"config keys {unknown}: not options of {cls.__name__} ({sorted(names)})")
+        return cls(**values)
+
+
+class GANModule(nn.Module):
+    """What generators and discriminators share: a config, a device, saving and loading."""
+
+    config_class: ClassVar[type[GANConfig]] = GANConfig
+
+    def __init__(self, config: GANConfig) -> None:
+        super().__init__()
+        check(
+            isinstance(config, self.config_class),
+            f"config of type {type(config).__name__}: {type(self).__name__} expects a {self.config_class.__name__}",
+        )
+        self.config = config
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        MODULE_CLASSES[cls.__name__] = cls
+
+    # -- what the config says -------------------------------------------------------------
+    @property
+    def latent_dim(self) -> int:
+        return self.config.latent_dim
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return self.config.image_shape
+
+    @property
+    def num_classes(self) -> int | None:
+        return self.config.num_classes
+
+    @property
+    def device(self) -> torch.device:
+        for p in self.parameters():
+            return p.device
+        return torch.device("cpu")
+
+    def num_parameters(self) -> int:
+        """Number of trainable parameters."""
+        return sum(p.numel() for p in self.parameters() if p.requires_grad)
+
+    def check_labels(self, labels: torch.Tensor | None, n: int) -> None:
+        """Raise unless ``labels`` suit this model for a batch of ``n``."""
+        if self.num_classes is None:
+            check(labels is None, f"labels given to the unconditional {type(self).__name__}: expected labels=None")
+            return
+        check(labels is not None, f"labels=None: the conditional {type(self).__name__} expects labels of shape ({n},)")
+        assert labels is not None
+        check(
+            labels.shape == (n,) and not labels.is_floating_point(),
+            f"labels of shape {tuple(labels.shape)} and dtype {labels.dtype}: expected integer labels of shape ({n},)",
+        )
+        if labels.numel():
+            lo, hi = int(labels.min()), int(labels.max())
+            check(
+                lo >= 0 and hi < self.num_classes,
+                f"labels in [{lo}, {hi}]: expected labels in [0, {self.num_classes - 1}]",
+            )
+
+    # -- saving and loading ---------------------------------------------------------------
+    def save_pretrained(self, directory: str | Path) -> Path:
+        """Write ``config.json`` and ``model.safetensors`` into ``directory`` (atomically each).
+
+        Returns:
+            The folder written.
+        """
+        from safetensors.torch import save
+
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
+        with atomic_open(directory / WEIGHTS_NAME, "wb") as f:
+            f.write(save(state, metadata={"format": "pt", "class": type(self).__name__}))
+        atomic_write_json(directory / CONFIG_NAME, {"class": type(self).__name__, "config": self.config.to_dict()})
+        return directory
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path, *, map_location: str | torch.device = "cpu") -> GANModule:
+        """Rebuild a module saved by :meth:`save_pretrained`.
+
+        Called on a base class (``Generator.from_pretrained``), it rebuilds whatever subclass the
+        folder names, as long as that class is a subclass of ``cls`` and has been imported.
+
+        Raises:
+            GanEduError: the folder is missing, the files are corrupt, or they hold another model.
+        """
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        directory = Path(directory)
+        config_path, weights_path = directory / CONFIG_NAME, directory / WEIGHTS_NAME
+        for path in (config_path, weights_path):
+            check(path.is_file(), f"{path}: no such file; expected a folder written by save_pretrained")
+        try:
+            meta = json.loads(config_path.read_text())
+            name, values = meta["class"], meta["config"]
+        except (ValueError, KeyError, TypeError) as e:
+            raise GanEduError(f"{config_path}: not a gan-edu model config ({e})") from None
+        klass = MODULE_CLASSES.get(name)
+        check(klass is not None, f"{config_path}: unknown model class {name!r}; expected one of {sorted(MODULE_CLASSES)}")
+        assert klass is not None
+        check(issubclass(klass, cls), f"{config_path}: holds a {name}, not a {cls.__name__}")
+        model = klass(klass.config_class.from_dict(values))
+        try:
+            state = load_file(str(weights_path), device=str(map_location))
+        except (SafetensorError, OSError, ValueError) as e:
+            raise GanEduError(f"{weights_path}: corrupt or truncated weights file ({e})") from None
+        load_state_dict_checked(model, state, str(weights_path))
+        return model.to(map_location)
+
+
+def load_state_dict_checked(module: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+    """``module.load_state_dict(state)`` that fails with one line when the weights do not fit."""
+    own = module.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    mismatched = [k for k in own if k in state and own[k].shape != state[k].shape]
+    if missing or unexpected or mismatched:
+        parts = []
+        if missing:
+            parts.append(f"missing {missing[:3]}")
+        if unexpected:
+            parts.append(f"unexpected {unexpected[:3]}")
+        if mismatched:
+            k = mismatched[0]
+            parts.append(f"{k} has shape {tuple(state[k].shape)}, expected {tuple(own[k].shape)}")
+        raise GanEduError(f"{source}: weights of another model for {type(module).__name__} ({'; '.join(parts)})")
+    module.load_state_dict(state)
+
+
+class Generator(GANModule, ABC):
+    """Maps noise (and labels) to images.
+
+    Contract: ``forward(z, labels=None)`` takes ``z`` of shape ``(N, latent_dim)`` and, when
+    ``num_classes`` is set, integer ``labels`` of shape ``(N,)``; it returns images of shape
+    ``(N, *image_shape)`` with values in ``[-1, 1]``.
+
+    To make a variant: subclass, build your layers in ``__init__(self, config)`` and override
+    ``forward``. :meth:`sample_latent` and :meth:`sample` then work unchanged; override
+    :meth:`sample_latent` only if your noise is not a standard normal.
+    """
+
+    @abstractmethod
+    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """``(N, latent_dim)`` noise (and ``(N,)`` labels) to ``(N, C, H, W)`` images in [-1, 1]."""
+
+    def sample_latent(
+        self, n: int, *, generator: torch.Generator | None = None, device: torch.device | str | None = None
+    ) -> torch.Tensor:
+        """Draw ``z ~ N(0, I)`` of shape ``(n, latent_dim)``.
+
+        The noise is drawn on ``generator``'s device (the CPU when none is given) and then moved,
+        so a seed gives the same ``z`` on every device.
+        """
+        check(isinstance(n, int) and n >= 0, f"n={n!r}: expected a non-negative int")
+        source = generator.device if generator is not None else torch.device("cpu")
+        z = torch.randn(n, self.latent_dim, generator=generator, device=source)
+        return z.to(device if device is not None else self.device)
+
+    def balanced_labels(self, n: int, device: torch.device | str | None = None) -> torch.Tensor | None:
+        """Labels ``0, 1, ..., K-1, 0, 1, ...`` for ``n`` samples (None when unconditional)."""
+        if self.num_classes is None:
+            return None
+        return torch.arange(n, device=device or self.device) % self.num_classes
+
+    @torch.no_grad()
+    def sample(
+        self, n: int, labels: torch.Tensor | None = None, *, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """Generate ``n`` images in eval mode (batch norm uses its running statistics).
+
+        Args:
+            n: how many images.
+            labels: ``(n,)`` class labels for a conditional model; ``None`` gives balanced labels.
+            generator: a seeded ``torch.Generator`` for reproducible noise.
+
+        Returns:
+            ``(n, C, H, W)`` images in [-1, 1] on the model's device.
+        """
+        check(isinstance(n, int) and n > 0, f"n={n!r}: expected a positive int")
+        if labels is None:
+            labels = self.balanced_labels(n)
+        else:
+            labels = torch.as_tensor(labels, device=self.device)
+        self.check_labels(labels, n)
+        was_training = self.training
+        self.eval()
+        try:
+            return self(self.sample_latent(n, generator=generator), labels)
+        finally:
+            self.train(was_training)
+
+
+class Discriminator(GANModule, ABC):
+    """Maps images (and labels) to one raw logit per image: "how real is this?".
+
+    Contract: ``forward(images, labels=None)`` takes ``(N, *image_shape)`` images in [-1, 1]
+    and, when ``num_classes`` is set, ``(N,)`` labels; it returns logits of shape ``(N,)``.
+    Never apply a sigmoid here: the losses take logits (numerically stable, autocast-safe).
+
+    To make a variant (spectral norm, a projection head, more layers...): subclass, build the
+    layers in ``__init__(self, config)`` and override ``forward``.
+    """
+
+    @abstractmethod
+    def forward(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """``(N, C, H, W)`` images (and ``(N,)`` labels) to ``(N,)`` logits."""
+
+
+def doublings(size: int, bases: tuple[int, ...] = (4, 7)) -> tuple[int, int]:
+    """Split an image side into ``base * 2**k`` for the stride-2 stacks of DCGAN-style models.
+
+    Returns:
+        ``(base, k)`` with ``k >= 1``.
+
+    >>> doublings(64), doublings(32), doublings(28)
+    ((4, 4), (4, 3), (7, 2))
+    """
+    for base in bases:
+        k = math.log2(size / base) if size >= base else -1
+        if k >= 1 and k == int(k):
+            return base, int(k)
+    examples = sorted({b * 2**k for b in bases for k in (1, 2, 3, 4)})
+    raise GanEduError(
+        f"image size {size}: this model makes sides of the form {' or '.join(f'{b}*2^k' for b in bases)} "
+        f"(e.g. {', '.join(map(str, examples))})"
+    )

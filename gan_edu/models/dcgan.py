@@ -1,0 +1,154 @@
+"""DCGAN: Radford, Metz and Chintala, "Unsupervised Representation Learning with Deep
+Convolutional Generative Adversarial Networks", ICLR 2016 (arXiv:1511.06434).
+
+The recipe of section 3 of the paper, as in the PyTorch examples' ``dcgan/main.py``:
+
+* no pooling: the generator upsamples with 4x4 stride-2 transposed convolutions, the
+  discriminator downsamples with 4x4 stride-2 convolutions;
+* batch norm in both networks, except the generator's output layer and the discriminator's
+  input layer;
+* ReLU in the generator (tanh on the output), LeakyReLU(0.2) in the discriminator;
+* no fully connected hidden layers; weights drawn from N(0, 0.02).
+
+Shapes for the three common sizes (``ngf = g_channels``, ``ndf = d_channels``)::
+
+    generator  64x64: z (N, nz, 1, 1) -> (N, 8ngf, 4, 4) -> (N, 4ngf, 8, 8) -> (N, 2ngf, 16, 16)
+                      -> (N, ngf, 32, 32) -> (N, C, 64, 64)
+               32x32: z -> (N, 4ngf, 4, 4) -> (N, 2ngf, 8, 8) -> (N, ngf, 16, 16) -> (N, C, 32, 32)
+               28x28: z -> (N, 2ngf, 7, 7) -> (N, ngf, 14, 14) -> (N, C, 28, 28)
+    discriminator: the mirror image, ending in one logit per image.
+
+Deviations from the paper, each deliberate:
+
+1. Sizes other than 64x64: the stack has one stride-2 layer per doubling from a 4x4 base
+   (32x32: three) or a 7x7 base (28x28, MNIST: two); the first generator layer's kernel (and the
+   last discriminator layer's) is the base size, so a 1x1 input becomes the base map exactly.
+2. The discriminator returns a raw logit; the paper's final sigmoid lives in the loss
+   (``binary_cross_entropy_with_logits``), which is the same function, computed stably.
+3. Optional conditional mode (``num_classes``), which the paper does not have: the generator
+   concatenates a learned class embedding to ``z``; the discriminator adds a projection term
+   ``<embed(y), sum_hw(h)>`` to its logit (Miyato & Koyama, "cGANs with Projection
+   Discriminator", ICLR 2018).
+4. Batch-norm scales are initialised from N(1, 0.02) and biases to 0, as the PyTorch examples do.
+
+To make a variant, subclass :class:`DCGANGenerator` or :class:`DCGANDiscriminator` and override
+``forward`` (or ``__init__`` to change the layers); ``config_class`` takes your own config.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+from torch import nn
+
+from ..errors import check
+from .base import Discriminator, GANConfig, Generator, doublings
+
+
+@dataclasses.dataclass(frozen=True)
+class DCGANConfig(GANConfig):
+    """Options of the DCGAN generator and discriminator (one config serves both)."""
+
+    g_channels: int = 64  # ngf: generator width next to the image; doubles per layer inward
+    d_channels: int = 64  # ndf: discriminator width next to the image; 64 as in the paper
+    embed_dim: int = 32  # conditional only: size of the class embedding concatenated to z
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for name in ("g_channels", "d_channels", "embed_dim"):
+            value = getattr(self, name)
+            check(isinstance(value, int) and value > 0, f"{name}={value!r}: expected a positive int")
+        check(self.image_shape[1] == self.image_shape[2], f"image_shape={self.image_shape}: expected square images (H == W)")
+        doublings(self.image_shape[1])  # raises for sizes the stride-2 stack cannot make
+
+
+def dcgan_init(module: nn.Module) -> None:
+    """Radford et al.'s initialisation: convolutions N(0, 0.02); batch norm scale N(1, 0.02), bias 0."""
+    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear, nn.Embedding)):
+        nn.init.normal_(module.weight, 0.0, 0.02)
+        if getattr(module, "bias", None) is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.BatchNorm2d):
+        nn.init.normal_(module.weight, 1.0, 0.02)
+        nn.init.zeros_(module.bias)
+
+
+class DCGANGenerator(Generator):
+    """DCGAN generator: z (and a class embedding) to an image, by 4x4 stride-2 transposed convs.
+
+    >>> g = DCGANGenerator(DCGANConfig(image_shape=(1, 28, 28), g_channels=8))
+    >>> g(torch.randn(2, 100)).shape
+    torch.Size([2, 1, 28, 28])
+    """
+
+    config_class = DCGANConfig
+    config: DCGANConfig
+
+    def __init__(self, config: DCGANConfig) -> None:
+        super().__init__(config)
+        c, size, _ = config.image_shape
+        base, k = doublings(size)
+        widths = [config.g_channels * 2 ** (k - 1 - i) for i in range(k)]  # e.g. 64x64: [8ngf, 4ngf, 2ngf, ngf]
+        in_dim = config.latent_dim
+        if config.num_classes is not None:
+            self.embed = nn.Embedding(config.num_classes, config.embed_dim)
+            in_dim += config.embed_dim
+        layers: list[nn.Module] = [
+            # (N, nz, 1, 1) -> (N, widths[0], base, base): "project and reshape"
+            nn.ConvTranspose2d(in_dim, widths[0], base, 1, 0, bias=False),
+            nn.BatchNorm2d(widths[0]),
+            nn.ReLU(True),
+        ]
+        for i in range(1, k):
+            # (N, widths[i-1], s, s) -> (N, widths[i], 2s, 2s), s = base * 2**(i-1)
+            layers += [nn.ConvTranspose2d(widths[i - 1], widths[i], 4, 2, 1, bias=False), nn.BatchNorm2d(widths[i]), nn.ReLU(True)]
+        # (N, ngf, size/2, size/2) -> (N, C, size, size), no batch norm on the output layer
+        layers += [nn.ConvTranspose2d(widths[-1], c, 4, 2, 1, bias=False), nn.Tanh()]
+        self.main = nn.Sequential(*layers)
+        self.apply(dcgan_init)
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        if self.num_classes is not None:
+            assert labels is not None, "conditional generator needs labels"
+            z = torch.cat([z, self.embed(labels)], dim=1)  # (N, nz + embed_dim)
+        return self.main(z[:, :, None, None])  # (N, nz', 1, 1) -> (N, C, H, W) in [-1, 1]
+
+
+class DCGANDiscriminator(Discriminator):
+    """DCGAN discriminator: an image (and its class) to one logit, by 4x4 stride-2 convs.
+
+    >>> d = DCGANDiscriminator(DCGANConfig(image_shape=(3, 32, 32), d_channels=8))
+    >>> d(torch.randn(2, 3, 32, 32)).shape
+    torch.Size([2])
+    """
+
+    config_class = DCGANConfig
+    config: DCGANConfig
+
+    def __init__(self, config: DCGANConfig) -> None:
+        super().__init__(config)
+        c, size, _ = config.image_shape
+        base, k = doublings(size)
+        widths = [config.d_channels * 2**i for i in range(k)]  # e.g. 64x64: [ndf, 2ndf, 4ndf, 8ndf]
+        layers: list[nn.Module] = [
+            # (N, C, size, size) -> (N, ndf, size/2, size/2), no batch norm on the input layer
+            nn.Conv2d(c, widths[0], 4, 2, 1, bias=False),
+            nn.LeakyReLU(0.2, inplace=True),
+        ]
+        for i in range(1, k):
+            # (N, widths[i-1], s, s) -> (N, widths[i], s/2, s/2)
+            layers += [nn.Conv2d(widths[i - 1], widths[i], 4, 2, 1, bias=False), nn.BatchNorm2d(widths[i]), nn.LeakyReLU(0.2, inplace=True)]
+        self.features = nn.Sequential(*layers)  # -> (N, widths[-1], base, base)
+        self.head = nn.Conv2d(widths[-1], 1, base, 1, 0, bias=False)  # -> (N, 1, 1, 1): one logit
+        if config.num_classes is not None:
+            self.embed = nn.Embedding(config.num_classes, widths[-1])  # projection: y -> (F,)
+        self.apply(dcgan_init)
+
+    def forward(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        h = self.features(images)  # (N, F, base, base)
+        logits = self.head(h).flatten()  # (N,)
+        if self.num_classes is not None:
+            assert labels is not None, "conditional discriminator needs labels"
+            logits = logits + (self.embed(labels) * h.sum(dim=(2, 3))).sum(dim=1)  # + <embed(y), sum_hw h>
+        return logits

@@ -1,0 +1,99 @@
+"""Pictures of a run: sample grids, loss curves and the progress GIF.
+
+Everything here takes plain tensors, numbers or file paths and writes a PNG / GIF; nothing
+reaches back into a trainer. matplotlib uses its file-only ``Agg`` backend.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .io import atomic_open
+
+
+def image_grid(images: torch.Tensor | np.ndarray, nrow: int, *, padding: int = 2, pad_value: float = 1.0) -> np.ndarray:
+    """Tile ``(N, C, H, W)`` images in [-1, 1] into one ``(H', W', 3)`` uint8 picture.
+
+    Args:
+        images: the images, ``nrow`` per row.
+        nrow: images per row.
+        padding: pixels between images.
+        pad_value: padding colour in [0, 1].
+    """
+    from torchvision.utils import make_grid
+
+    x = torch.as_tensor(images).detach().float().cpu()
+    grid = make_grid((x + 1) / 2, nrow=nrow, padding=padding, pad_value=pad_value)  # (3, H', W') in [0, 1]
+    return (grid.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+
+
+def save_image(picture: np.ndarray, path: str | Path, *, scale: int = 1) -> Path:
+    """Write an ``(H, W, 3)`` uint8 array as a PNG (atomically), enlarged ``scale`` times."""
+    from PIL import Image
+
+    img = Image.fromarray(picture)
+    if scale > 1:
+        img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
+    path = Path(path)
+    with atomic_open(path, "wb") as f:
+        img.save(f, format="PNG")
+    return path
+
+
+def save_grid(images: torch.Tensor | np.ndarray, path: str | Path, nrow: int, *, scale: int = 1) -> Path:
+    """:func:`image_grid` then :func:`save_image`."""
+    return save_image(image_grid(images, nrow), path, scale=scale)
+
+
+def save_gif(frames: Sequence[str | Path], path: str | Path, *, duration_ms: int = 400) -> Path | None:
+    """Join PNG frames into a looping GIF (the last frame held longer). None if no frames."""
+    from PIL import Image
+
+    if not frames:
+        return None
+    images = [Image.open(f).convert("RGB") for f in frames]
+    durations = [duration_ms] * (len(images) - 1) + [duration_ms * 4]
+    path = Path(path)
+    with atomic_open(path, "wb") as f:
+        images[0].save(f, format="GIF", save_all=True, append_images=images[1:], duration=durations, loop=0)
+    return path
+
+
+def plot_losses(history: Sequence[dict[str, Any]], path: str | Path, *, keys: Sequence[str] | None = None, title: str = "Training losses") -> Path | None:
+    """Plot the per-log ``step`` records of a history against the step number.
+
+    Args:
+        history: records as in ``history.jsonl``.
+        path: the PNG to write.
+        keys: which metrics; default every metric whose name contains ``loss``.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps = [r for r in history if r.get("kind") == "step"] or list(history)
+    if not steps:
+        return None
+    keys = list(keys) if keys else sorted({k for r in steps for k in r if "loss" in k})
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
+    for key in keys:
+        points = [(r["step"], r[key]) for r in steps if key in r]
+        if points:
+            ax.plot(*zip(*points), label=key)
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    path = Path(path)
+    with atomic_open(path, "wb") as f:
+        fig.savefig(f, format="png")
+    plt.close(fig)
+    return path

@@ -1,0 +1,257 @@
+"""Training a GAN: :class:`GANTrainer`, with its two steps kept apart so each can be overridden.
+
+One training step, after Goodfellow et al. (2014), Algorithm 1, as in the PyTorch DCGAN example:
+
+1. Update D: maximise ``log D(x) + log(1 - D(G(z)))`` (in general: minimise the loss's
+   ``discriminator_loss``, plus its penalty) on a real batch and a fresh fake batch.
+2. Update G: every ``d_steps`` batches, minimise the loss's ``generator_loss`` on a fresh fake batch
+   (non-saturating: maximise ``log D(G(z))``; minimax: minimise ``log(1 - D(G(z)))``).
+
+To make a variant, subclass and override :meth:`GANTrainer.discriminator_step` or
+:meth:`GANTrainer.generator_step` (a new regulariser, a different use of labels...);
+:meth:`GANTrainer.train_step` and ``fit`` stay as they are.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..data.loader import Batch
+from ..errors import check
+from ..losses import GANLoss, NonSaturatingLoss
+from ..models.base import Discriminator, Generator
+from ..plots import plot_losses, save_gif, save_grid
+from .callbacks import Callback
+from .trainer import Trainer, TrainerConfig
+
+
+@dataclasses.dataclass(frozen=True)
+class GANTrainerConfig(TrainerConfig):
+    """Options of GAN training, on top of the loop's."""
+
+    lr_g: float = 2e-4  # Adam learning rate of G: 2e-4 as in Radford et al.
+    lr_d: float = 2e-4  # Adam learning rate of D
+    beta1: float = 0.5  # Adam beta1: 0.5, not 0.9, steadies GAN training (Radford et al.)
+    beta2: float = 0.999  # Adam beta2
+    d_steps: int | None = None  # D updates per G update; None: the loss's own (5 for WGAN-GP, else 1)
+    samples_per_class: int = 8  # sample grid: columns per class row (conditional models)
+    num_samples: int = 64  # sample grid: images in all (unconditional models)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for name in ("lr_g", "lr_d"):
+            value = getattr(self, name)
+            check(isinstance(value, (int, float)) and 0 < value < 1, f"{name}={value!r}: expected a learning rate in (0, 1)")
+        for name in ("beta1", "beta2"):
+            value = getattr(self, name)
+            check(isinstance(value, (int, float)) and 0 <= value < 1, f"{name}={value!r}: expected a value in [0, 1)")
+        check(self.d_steps is None or (isinstance(self.d_steps, int) and self.d_steps > 0), f"d_steps={self.d_steps!r}: expected a positive int or None")
+        for name in ("samples_per_class", "num_samples"):
+            value = getattr(self, name)
+            check(isinstance(value, int) and value > 0, f"{name}={value!r}: expected a positive int")
+
+
+class GANTrainer(Trainer):
+    """Trains a generator against a discriminator with a :class:`~gan_edu.losses.GANLoss`.
+
+    Args:
+        generator: the G to train (moved to the trainer's device).
+        discriminator: the D to train; same ``image_shape`` and ``num_classes`` as G.
+        loss: default :class:`~gan_edu.losses.NonSaturatingLoss`.
+        config: default :class:`GANTrainerConfig`.
+        out_dir: the run folder; sample grids, curves, GIF and the models are written there.
+        callbacks: more callbacks.
+        meta: extra facts for the run's ``config.json`` (the CLI records the model's registry name).
+    """
+
+    config: GANTrainerConfig
+
+    def __init__(
+        self,
+        generator: Generator,
+        discriminator: Discriminator,
+        loss: GANLoss | None = None,
+        config: GANTrainerConfig | None = None,
+        *,
+        out_dir: str | Path | None = None,
+        callbacks: Iterable[Callback] = (),
+        meta: dict[str, Any] | None = None,
+    ) -> None:
+        config = config if config is not None else GANTrainerConfig()
+        check(isinstance(config, GANTrainerConfig), f"config of type {type(config).__name__}: expected a GANTrainerConfig")
+        check(
+            generator.image_shape == discriminator.image_shape and generator.num_classes == discriminator.num_classes,
+            f"generator makes {generator.image_shape} images with num_classes={generator.num_classes}, "
+            f"discriminator expects {discriminator.image_shape} with num_classes={discriminator.num_classes}: expected the same",
+        )
+        super().__init__(config, out_dir=out_dir, callbacks=callbacks)
+        self.generator = generator.to(self.device)
+        self.discriminator = discriminator.to(self.device)
+        self.loss = loss if loss is not None else NonSaturatingLoss()
+        self.d_steps = config.d_steps if config.d_steps is not None else self.loss.d_steps
+        self.meta = dict(meta or {})
+        betas = (config.beta1, config.beta2)
+        self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=config.lr_g, betas=betas)
+        self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=config.lr_d, betas=betas)
+        # All training noise comes from this generator, on the device: seeded, saved, restored.
+        self.noise = torch.Generator(device=self.device).manual_seed(config.seed)
+
+    # -- what the Trainer needs ---------------------------------------------------------------
+    def modules(self) -> dict[str, torch.nn.Module]:
+        return {"generator": self.generator, "discriminator": self.discriminator}
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"generator": self.opt_g, "discriminator": self.opt_d}
+
+    def default_callbacks(self) -> Iterable[Callback]:
+        return (SampleGrid(), SaveModels(), LossCurves())
+
+    def run_config(self) -> dict[str, Any]:
+        data = getattr(self, "data", None)
+        dataset = getattr(data, "dataset", data)
+        return {
+            **super().run_config(),
+            **self.meta,
+            "generator": {"class": type(self.generator).__name__, "config": self.generator.config.to_dict()},
+            "discriminator": {"class": type(self.discriminator).__name__, "config": self.discriminator.config.to_dict()},
+            "loss": {"name": self.loss.name, "options": self.loss.options(), "d_steps": self.d_steps},
+            "data": {"name": dataset.name, "options": dataset.options, "class_names": list(dataset.class_names), "size": len(dataset)} if dataset is not None else None,
+        }
+
+    def extra_state(self) -> dict[str, Any]:
+        return {"noise": self.noise.get_state()}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        if "noise" in state:
+            self.noise.set_state(state["noise"].cpu())
+
+    # -- one step -----------------------------------------------------------------------------
+    def train_step(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """A D update on every batch; a G update on every ``d_steps``-th."""
+        real, labels = batch
+        labels = labels if self.generator.num_classes is not None else None
+        metrics = self.discriminator_step(real, labels)
+        if (self.step + 1) % self.d_steps == 0:
+            metrics.update(self.generator_step(real.shape[0], labels))
+        return metrics
+
+    def fake_batch(self, n: int, labels: torch.Tensor | None) -> torch.Tensor:
+        """``n`` images from G for fresh noise (and the given labels): ``(n, C, H, W)``."""
+        z = self.generator.sample_latent(n, generator=self.noise, device=self.device)  # (n, latent_dim)
+        return self.generator(z, labels)
+
+    def discriminator_step(self, real: torch.Tensor, labels: torch.Tensor | None) -> dict[str, torch.Tensor]:
+        """(1) Update D: maximise log D(x) + log(1 - D(G(z))), i.e. minimise the loss's D term."""
+        with torch.no_grad():
+            fake = self.fake_batch(real.shape[0], labels)  # G is not trained here: no graph
+        real_logits = self.discriminator(real, labels)  # (N,)
+        fake_logits = self.discriminator(fake, labels)  # (N,)
+        loss_d = self.loss.discriminator_loss(real_logits, fake_logits)
+        penalty = self.loss.penalty(self.discriminator, real, fake, labels)
+        total = loss_d if penalty is None else loss_d + penalty
+        self.opt_d.zero_grad(set_to_none=True)
+        total.backward()
+        self.opt_d.step()
+        metrics = {
+            "d_loss": loss_d.detach(),
+            "d_real": torch.sigmoid(real_logits.detach()).mean(),  # D(x): D's belief that reals are real
+            "d_fake": torch.sigmoid(fake_logits.detach()).mean(),  # D(G(z)) before the update
+        }
+        if penalty is not None:
+            metrics["d_penalty"] = penalty.detach()
+        return metrics
+
+    def generator_step(self, n: int, labels: torch.Tensor | None) -> dict[str, torch.Tensor]:
+        """(2) Update G: minimise the loss's G term (non-saturating: maximise log D(G(z)))."""
+        self.discriminator.requires_grad_(False)  # D is only a judge here: skip its weight gradients
+        try:
+            fake_logits = self.discriminator(self.fake_batch(n, labels), labels)  # (N,)
+            loss_g = self.loss.generator_loss(fake_logits)
+            self.opt_g.zero_grad(set_to_none=True)
+            loss_g.backward()
+            self.opt_g.step()
+        finally:
+            self.discriminator.requires_grad_(True)
+        return {"g_loss": loss_g.detach()}
+
+
+# -- the pictures of a run ------------------------------------------------------------------------
+class SampleGrid(Callback):
+    """Generates from one fixed noise batch after every epoch (and at the end) into ``samples/``.
+
+    Conditional models get one row per class. The frames become ``samples.gif`` at the end and the
+    latest grid is copied to ``samples.png``.
+    """
+
+    def on_fit_start(self, trainer: Trainer) -> None:
+        assert isinstance(trainer, GANTrainer)
+        g, cfg = trainer.generator, trainer.config
+        fixed = torch.Generator().manual_seed(cfg.seed + 1)  # independent of training noise, same every resume
+        if g.num_classes is not None:
+            self.nrow = cfg.samples_per_class
+            self.labels: torch.Tensor | None = torch.arange(g.num_classes).repeat_interleave(self.nrow).to(trainer.device)
+            n = g.num_classes * self.nrow
+        else:
+            n = cfg.num_samples
+            self.nrow = max(1, int(n**0.5))
+            self.labels = None
+        self.z = g.sample_latent(n, generator=fixed, device=trainer.device)  # (n, latent_dim), fixed
+        self.last_step = -1
+
+    def write(self, trainer: GANTrainer) -> None:
+        if trainer.out_dir is None or trainer.step == self.last_step:
+            return
+        g = trainer.generator
+        was_training = g.training
+        g.eval()
+        with torch.no_grad():
+            images = g(self.z, self.labels)
+        g.train(was_training)
+        scale = max(1, 128 // g.image_shape[-1])
+        save_grid(images, trainer.out_dir / "samples" / f"step_{trainer.step:07d}.png", self.nrow, scale=scale)
+        save_grid(images, trainer.out_dir / "samples.png", self.nrow, scale=scale)
+        self.last_step = trainer.step
+
+    def on_epoch_end(self, trainer: Trainer) -> None:
+        assert isinstance(trainer, GANTrainer)
+        self.write(trainer)
+
+    def on_fit_end(self, trainer: Trainer) -> None:
+        assert isinstance(trainer, GANTrainer)
+        self.write(trainer)
+        if trainer.out_dir is not None:
+            save_gif(sorted((trainer.out_dir / "samples").glob("step_*.png")), trainer.out_dir / "samples.gif")
+
+
+class SaveModels(Callback):
+    """Writes ``generator/`` and ``discriminator/`` (save_pretrained) after each epoch and at the end."""
+
+    def _save(self, trainer: Trainer) -> None:
+        if trainer.out_dir is not None:
+            for name, module in trainer.modules().items():
+                module.save_pretrained(trainer.out_dir / name)  # type: ignore[operator]
+
+    def on_epoch_end(self, trainer: Trainer) -> None:
+        self._save(trainer)
+
+    def on_fit_end(self, trainer: Trainer) -> None:
+        self._save(trainer)
+
+
+class LossCurves(Callback):
+    """Plots the history's losses into ``losses.png`` after each epoch and at the end."""
+
+    def _plot(self, trainer: Trainer) -> None:
+        if trainer.out_dir is not None:
+            plot_losses(trainer.history, trainer.out_dir / "losses.png", keys=("d_loss", "g_loss"))
+
+    def on_epoch_end(self, trainer: Trainer) -> None:
+        self._plot(trainer)
+
+    def on_fit_end(self, trainer: Trainer) -> None:
+        self._plot(trainer)

@@ -1,0 +1,112 @@
+"""Run folders: starting a new GAN run, refusing to clobber an old one, and resuming one.
+
+A run folder holds ``config.json`` (everything needed to rebuild the run), ``checkpoints/``,
+``history.jsonl``, the saved ``generator/`` and ``discriminator/``, ``samples/``,
+``samples.png``, ``samples.gif`` and ``losses.png``. The command line and the pipeline use these
+functions; they are equally usable from Python.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..data.datasets import ImageDataset, load_dataset
+from ..errors import GanEduError, check
+from ..losses import GANLoss, get_loss
+from ..models import build_gan
+from ..models.base import MODULE_CLASSES
+from .gan_trainer import GANTrainer, GANTrainerConfig
+from .trainer import CHECKPOINT_NAME, CONFIG_NAME
+
+
+def is_run_dir(path: Path) -> bool:
+    return (path / CONFIG_NAME).is_file() or (path / CHECKPOINT_NAME).is_file()
+
+
+def prepare_out_dir(out_dir: str | Path, *, overwrite: bool = False) -> Path:
+    """Make sure ``out_dir`` can take a new run: it is new, empty, or (with ``overwrite``) an old run.
+
+    Raises:
+        GanEduError: the folder holds a run and ``overwrite`` is False, or it holds other files.
+    """
+    out = Path(out_dir)
+    if out.exists():
+        check(out.is_dir(), f"--out {out}: exists and is not a folder; expected a new or empty folder")
+        if any(out.iterdir()):
+            if not is_run_dir(out):
+                raise GanEduError(f"--out {out}: folder exists and is not a gan-edu run; expected a new or empty folder")
+            if not overwrite:
+                raise GanEduError(f"--out {out}: a run already exists there; use --resume {out} to continue it or --overwrite to replace it")
+            shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def new_gan_run(
+    model: str,
+    dataset: ImageDataset,
+    *,
+    loss: GANLoss | str = "non-saturating",
+    config: GANTrainerConfig | None = None,
+    out_dir: str | Path | None = None,
+    overwrite: bool = False,
+    **model_config: Any,
+) -> GANTrainer:
+    """A :class:`GANTrainer` for registry model ``model`` fitted to ``dataset``'s images and classes.
+
+    The weights are initialised after seeding torch with ``config.seed``.
+    """
+    config = config or GANTrainerConfig()
+    if out_dir is not None:
+        prepare_out_dir(out_dir, overwrite=overwrite)
+    loss = get_loss(loss) if isinstance(loss, str) else loss
+    torch.manual_seed(config.seed)
+    g, d = build_gan(model, image_shape=dataset.image_shape, num_classes=dataset.num_classes, **model_config)
+    return GANTrainer(g, d, loss, config, out_dir=out_dir, meta={"model": model})
+
+
+def read_run_config(run_dir: str | Path) -> dict[str, Any]:
+    """The ``config.json`` of a run folder."""
+    path = Path(run_dir) / CONFIG_NAME
+    check(path.is_file(), f"{run_dir}: not a gan-edu run folder (no {CONFIG_NAME})")
+    try:
+        return json.loads(path.read_text())
+    except ValueError as e:
+        raise GanEduError(f"{path}: corrupt run config ({e})") from None
+
+
+def resume_gan_run(run_dir: str | Path, **overrides: Any) -> tuple[GANTrainer, ImageDataset]:
+    """Rebuild a GAN run from its folder and load its last checkpoint.
+
+    Args:
+        run_dir: the run folder.
+        **overrides: trainer options to change (``epochs``, ``max_steps``, ``device``, ``progress``).
+
+    Returns:
+        The trainer, ready for ``fit``, and the training data it was using.
+    """
+    run_dir = Path(run_dir)
+    cfg = read_run_config(run_dir)
+    check((run_dir / CHECKPOINT_NAME).is_file(), f"{run_dir}: no checkpoint to resume from ({CHECKPOINT_NAME} is missing)")
+    try:
+        modules = []
+        for key in ("generator", "discriminator"):
+            klass = MODULE_CLASSES[cfg[key]["class"]]
+            modules.append(klass(klass.config_class.from_dict(cfg[key]["config"])))
+        loss = get_loss(cfg["loss"]["name"], **cfg["loss"].get("options", {}))
+        trainer_cfg = GANTrainerConfig.from_dict({**cfg["trainer"], **overrides})
+        data_options = dict(cfg["data"]["options"])
+        split = data_options.pop("split", "train")
+        data_name = cfg["data"]["name"]
+    except (KeyError, TypeError) as e:
+        raise GanEduError(f"{run_dir / CONFIG_NAME}: not a GAN run config (missing {e})") from None
+    dataset = load_dataset(data_name, split, **data_options)
+    meta = {k: cfg[k] for k in ("model",) if k in cfg}
+    trainer = GANTrainer(modules[0], modules[1], loss, trainer_cfg, out_dir=run_dir, meta=meta)  # type: ignore[arg-type]
+    trainer.resume()
+    return trainer, dataset

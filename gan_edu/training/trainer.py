@@ -1,0 +1,411 @@
+"""The :class:`Trainer` base class: the training loop, and everything around it that a run needs.
+
+A Trainer owns the loop (:meth:`Trainer.fit`), the device, seeding, metrics history, progress
+bar, checkpoints, resume, interruption and divergence handling. It knows nothing of the models:
+a subclass says which modules and optimizers it has and what one step does.
+
+To make a trainer, subclass and implement:
+
+* :meth:`Trainer.modules` and :meth:`Trainer.optimizers`: what a checkpoint holds;
+* :meth:`Trainer.train_step`: one batch in, a dict of detached scalar tensors out.
+
+``fit`` keeps working when you override ``train_step``.
+
+Host synchronisation: metrics stay tensors on the device and are summed there; they are turned
+into Python floats only every ``log_every`` steps, so a GPU is never made to wait each step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import signal
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .. import __version__
+from ..data.datasets import ImageDataset
+from ..data.loader import Batch, DeviceLoader
+from ..errors import GanEduError, check
+from ..io import atomic_open, atomic_write_json
+from ..models.base import load_state_dict_checked
+from .callbacks import Callback
+from .checkpoint import load_checkpoint, save_checkpoint
+
+CHECKPOINT_NAME = "checkpoints/last.pt"
+HISTORY_NAME = "history.jsonl"
+CONFIG_NAME = "config.json"
+
+
+class TrainingInterrupted(GanEduError):
+    """Ctrl-C or SIGTERM: the run stopped cleanly after writing a checkpoint."""
+
+
+class TrainingDiverged(GanEduError):
+    """A loss or a weight became NaN or infinite; the last good checkpoint is kept."""
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainerConfig:
+    """Options of the training loop, shared by every trainer."""
+
+    epochs: int = 5  # passes over the training data
+    max_steps: int | None = None  # stop after this many steps in all (quick tries, tests); None: no limit
+    batch_size: int = 128  # 128 as in Radford et al.; smaller batches make batch norm noisier
+    device: str = "auto"  # "auto": CUDA when present, else CPU; or "cpu", "cuda", "cuda:1"
+    seed: int = 0  # seeds the noise, the data order and (in the CLI) the weights: same seed, same run
+    log_every: int = 25  # steps between metric logs; logs are the only host syncs of the loop
+    checkpoint_every: int | None = None  # steps between extra checkpoints; one is always written per epoch
+    progress: bool = True  # tqdm progress bar on stderr
+    flip: bool = False  # random horizontal flips (not for digits or text-like data)
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "log_every"):
+            value = getattr(self, name)
+            check(isinstance(value, int) and value > 0, f"{name}={value!r}: expected a positive int")
+        for name in ("max_steps", "checkpoint_every"):
+            value = getattr(self, name)
+            check(value is None or (isinstance(value, int) and value > 0), f"{name}={value!r}: expected a positive int or None")
+        check(isinstance(self.seed, int) and self.seed >= 0, f"seed={self.seed!r}: expected a non-negative int")
+        resolve_device(self.device)  # fails early on a nonsense device
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainerConfig:
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - names)
+        check(not unknown, f"trainer config keys {unknown}: not options of {cls.__name__}")
+        return cls(**values)
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """``"auto"`` to CUDA when available, else CPU; anything else checked and returned.
+
+    >>> resolve_device("cpu")
+    device(type='cpu')
+    """
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise GanEduError(f"device {device!r}: expected 'auto', 'cpu', 'cuda' or 'cuda:N'") from None
+    if dev.type == "cuda":
+        check(torch.cuda.is_available(), f"device {device!r}: CUDA is not available here; use --device cpu or auto")
+        check(dev.index is None or dev.index < torch.cuda.device_count(), f"device {device!r}: only {torch.cuda.device_count()} CUDA devices")
+    else:
+        check(dev.type == "cpu", f"device {device!r}: expected 'auto', 'cpu', 'cuda' or 'cuda:N'")
+    return dev
+
+
+class Trainer(ABC):
+    """The training loop. Subclasses supply the modules, the optimizers and one step.
+
+    Args:
+        config: loop options.
+        out_dir: the run folder (config, checkpoints, history, pictures); None keeps nothing.
+        callbacks: extra :class:`Callback` objects, called after the trainer's own.
+
+    Attributes:
+        step: optimisation steps done so far (over all epochs, resumes included).
+        epoch: complete epochs done so far.
+        history: every logged record, as written to ``history.jsonl``.
+    """
+
+    def __init__(self, config: TrainerConfig, *, out_dir: str | Path | None = None, callbacks: Iterable[Callback] = ()) -> None:
+        self.config = config
+        self.device = resolve_device(config.device)
+        self.out_dir = Path(out_dir) if out_dir is not None else None
+        self.callbacks: list[Callback] = list(self.default_callbacks()) + list(callbacks)
+        self.step = 0
+        self.epoch = 0
+        self.batch_in_epoch = 0  # batches of the current epoch already done (for mid-epoch resume)
+        self.history: list[dict[str, Any]] = []
+        self._epoch_meter = Meter()
+        self._stop_signal: int | None = None
+
+    # -- what a subclass supplies -----------------------------------------------------------
+    @abstractmethod
+    def modules(self) -> dict[str, nn.Module]:
+        """The modules a checkpoint holds, by name."""
+
+    @abstractmethod
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        """The optimizers a checkpoint holds, by name."""
+
+    @abstractmethod
+    def train_step(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """One optimisation step on ``batch``; returns detached scalar tensors (no ``.item()``)."""
+
+    def default_callbacks(self) -> Iterable[Callback]:
+        """Callbacks a trainer always has (pictures, for instance); none here."""
+        return ()
+
+    def run_config(self) -> dict[str, Any]:
+        """What goes into the run's ``config.json``; subclasses add their models and loss."""
+        return {"gan_edu_version": __version__, "trainer_class": type(self).__name__, "trainer": self.config.to_dict()}
+
+    def extra_state(self) -> dict[str, Any]:
+        """More state for the checkpoint (random generators of the subclass, say)."""
+        return {}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`extra_state` returned."""
+
+    def make_loader(self, data: ImageDataset | DeviceLoader) -> DeviceLoader:
+        """The batches of ``data``: a :class:`DeviceLoader` on the training device."""
+        if isinstance(data, DeviceLoader):
+            return data
+        check(isinstance(data, ImageDataset), f"training data of type {type(data).__name__}: expected an ImageDataset or a DeviceLoader")
+        return DeviceLoader(data, self.config.batch_size, device=self.device, seed=self.config.seed, flip=self.config.flip)
+
+    # -- the loop -------------------------------------------------------------------------
+    def fit(self, data: ImageDataset | DeviceLoader) -> list[dict[str, Any]]:
+        """Train until ``config.epochs`` epochs (or ``config.max_steps`` steps) are done.
+
+        Continues from ``self.step`` / ``self.epoch``, so calling :meth:`resume` first (or fit
+        again with more epochs) carries on where the last call stopped.
+
+        Returns:
+            The history records.
+
+        Raises:
+            TrainingInterrupted: after Ctrl-C / SIGTERM, once the checkpoint is written.
+            TrainingDiverged: a loss or weight became NaN / inf; nothing newer is saved.
+        """
+        cfg = self.config
+        self.data = data
+        loader = self.make_loader(data)
+        check(len(loader) > 0, f"training data of {len(loader.dataset)} images: no complete batch of {cfg.batch_size}")
+        total = len(loader) * cfg.epochs
+        if cfg.max_steps is not None:
+            total = min(total, cfg.max_steps)
+        if self.out_dir is not None:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            atomic_write_json(self.out_dir / CONFIG_NAME, self.run_config())
+        for cb in self.callbacks:
+            cb.on_fit_start(self)
+        window = Meter()  # metrics since the last log; self._epoch_meter: since the epoch began
+        start_time = time.perf_counter()
+        bar = self._progress_bar(total)
+        with self._signals_caught():
+            while self.epoch < cfg.epochs and not self._done():
+                for batch in loader.iterate(self.epoch, start=self.batch_in_epoch):
+                    metrics = self.train_step(batch)
+                    window.add(metrics)  # summed on the device: no host sync
+                    self._epoch_meter.add(metrics)
+                    self.step += 1
+                    self.batch_in_epoch += 1
+                    if bar is not None:
+                        bar.update(1)
+                    if self.step % cfg.log_every == 0 or (cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0):
+                        self._log(window, kind="step", bar=bar)
+                    if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0:
+                        self.save_checkpoint()
+                    if self._stop_signal is not None or self._done():
+                        break
+                else:  # the epoch ran to its end
+                    self.epoch += 1
+                    self.batch_in_epoch = 0
+                    self._log(window, kind="step", bar=bar)
+                    self._log(self._epoch_meter, kind="epoch", bar=bar)
+                    for cb in self.callbacks:
+                        cb.on_epoch_end(self)
+                    self.save_checkpoint()
+                    continue
+                break  # stopped inside an epoch: a signal or max_steps
+            self._log(window, kind="step", bar=bar)
+            if self.batch_in_epoch:  # stopped inside an epoch; epoch ends already saved theirs
+                self.save_checkpoint()
+        if bar is not None:
+            bar.close()
+        self.elapsed = time.perf_counter() - start_time
+        if self._stop_signal is not None:
+            name = signal.Signals(self._stop_signal).name
+            where = f" in {self.out_dir}" if self.out_dir is not None else ""
+            raise TrainingInterrupted(
+                f"{name} received: stopped after step {self.step}, checkpoint written{where}; "
+                f"resume with: gan-edu train --resume {self.out_dir or 'RUN_DIR'}"
+            )
+        for cb in self.callbacks:
+            cb.on_fit_end(self)
+        return self.history
+
+    def _done(self) -> bool:
+        return self.config.max_steps is not None and self.step >= self.config.max_steps
+
+    def _progress_bar(self, total: int) -> Any:
+        if not self.config.progress:
+            return None
+        from tqdm.auto import tqdm
+
+        return tqdm(total=total, initial=min(self.step, total), desc=type(self).__name__, unit="step", dynamic_ncols=True, leave=True)
+
+    def _log(self, meter: Meter, *, kind: str, bar: Any) -> None:
+        """Average a meter's metrics (one host sync), check them, record and show them; reset it."""
+        if not meter.sums:
+            return
+        values = meter.averages()
+        meter.reset()
+        bad = {k: v for k, v in values.items() if not math.isfinite(v)}
+        if bad:
+            raise TrainingDiverged(
+                f"{', '.join(f'{k}={v}' for k, v in bad.items())} at step {self.step} (epoch {self.epoch}): "
+                "training diverged; the last good checkpoint is kept" + (f" in {self.out_dir}" if self.out_dir else "")
+            )
+        record: dict[str, Any] = {"kind": kind, "step": self.step, "epoch": self.epoch, **values, "time": round(time.time(), 3)}
+        self.history.append(record)
+        if self.out_dir is not None:
+            with open(self.out_dir / HISTORY_NAME, "a") as f:
+                f.write(json.dumps(record) + "\n")
+        if bar is not None:
+            bar.set_postfix({k: f"{v:.3f}" for k, v in values.items()}, refresh=False)
+        for cb in self.callbacks:
+            cb.on_log(self, record)
+
+    # -- checkpoints ------------------------------------------------------------------------
+    @property
+    def checkpoint_path(self) -> Path | None:
+        return self.out_dir / CHECKPOINT_NAME if self.out_dir is not None else None
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything a checkpoint holds."""
+        state: dict[str, Any] = {
+            "step": self.step,
+            "epoch": self.epoch,
+            "batch_in_epoch": self.batch_in_epoch,
+            "modules": {k: m.state_dict() for k, m in self.modules().items()},
+            "optimizers": {k: o.state_dict() for k, o in self.optimizers().items()},
+            "rng": {"torch": torch.get_rng_state()},
+            "extra": self.extra_state(),
+            "epoch_meter": self._epoch_meter.state_dict(),
+            "run_config": json.dumps(self.run_config()),
+        }
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            state["rng"]["cuda"] = torch.cuda.get_rng_state_all()
+        return state
+
+    def check_finite_weights(self) -> None:
+        """Raise :class:`TrainingDiverged` if any weight is NaN or infinite."""
+        for name, module in self.modules().items():
+            for pname, p in module.named_parameters():
+                if not torch.isfinite(p).all():
+                    raise TrainingDiverged(
+                        f"{name}.{pname} is not finite at step {self.step} (epoch {self.epoch}): training diverged; "
+                        "the last good checkpoint is kept" + (f" in {self.out_dir}" if self.out_dir else "")
+                    )
+
+    def save_checkpoint(self, path: str | Path | None = None) -> Path | None:
+        """Write the checkpoint (atomically) after checking that every weight is finite."""
+        path = Path(path) if path is not None else self.checkpoint_path
+        if path is None:
+            return None
+        self.check_finite_weights()
+        save_checkpoint(path, self.state_dict())
+        return path
+
+    def load_state_dict(self, state: dict[str, Any], source: str = "checkpoint") -> None:
+        """Restore what :meth:`state_dict` returned."""
+        modules, optimizers = self.modules(), self.optimizers()
+        check(
+            set(state.get("modules", {})) == set(modules),
+            f"{source}: holds modules {sorted(state.get('modules', {}))}, expected {sorted(modules)}",
+        )
+        for k, m in modules.items():
+            load_state_dict_checked(m, state["modules"][k], f"{source} [{k}]")
+        for k, o in optimizers.items():
+            o.load_state_dict(state["optimizers"][k])
+        self.step, self.epoch, self.batch_in_epoch = int(state["step"]), int(state["epoch"]), int(state["batch_in_epoch"])
+        torch.set_rng_state(state["rng"]["torch"])
+        if "cuda" in state["rng"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+        self.load_extra_state(state.get("extra", {}))
+        self._epoch_meter = Meter()
+        self._epoch_meter.load_state_dict(state.get("epoch_meter", {}))
+
+    def resume(self, path: str | Path | None = None) -> None:
+        """Load the checkpoint (default: the run folder's last one) and the history up to it."""
+        path = Path(path) if path is not None else self.checkpoint_path
+        check(path is not None, "resume: no checkpoint path and no out_dir")
+        assert path is not None
+        state = load_checkpoint(path, map_location=self.device)
+        self.load_state_dict(state, str(path))
+        if self.out_dir is not None and (self.out_dir / HISTORY_NAME).exists():
+            records = read_history(self.out_dir / HISTORY_NAME)
+            self.history = [r for r in records if r["step"] <= self.step]  # drop what came after the checkpoint
+            with atomic_open(self.out_dir / HISTORY_NAME, "w") as f:
+                f.writelines(json.dumps(r) + "\n" for r in self.history)
+
+    # -- interruption -----------------------------------------------------------------------
+    def _signals_caught(self) -> Any:
+        trainer = self
+
+        class _Catch:
+            def __enter__(self) -> None:
+                trainer._stop_signal = None
+                self.old: dict[int, Any] = {}
+                if threading.current_thread() is not threading.main_thread():
+                    return
+                for sig in (signal.SIGINT, signal.SIGTERM):
+                    self.old[sig] = signal.signal(sig, self.handler)
+
+            def handler(self, signum: int, frame: Any) -> None:
+                if trainer._stop_signal is not None:  # a second Ctrl-C: stop now
+                    raise KeyboardInterrupt
+                trainer._stop_signal = signum  # finish the current step, checkpoint, stop
+
+            def __exit__(self, *exc: Any) -> None:
+                for sig, old in self.old.items():
+                    signal.signal(sig, old)
+
+        return _Catch()
+
+
+class Meter:
+    """Sums of scalar metric tensors on the device, and how many steps reported each."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, torch.Tensor] = {}
+        self.counts: dict[str, int] = {}
+
+    def add(self, metrics: dict[str, torch.Tensor]) -> None:
+        for k, v in metrics.items():
+            v = v.detach().float()
+            self.sums[k] = self.sums[k] + v if k in self.sums else v.clone()
+            self.counts[k] = self.counts.get(k, 0) + 1
+
+    def averages(self) -> dict[str, float]:
+        """The means as floats: the one host sync."""
+        values = torch.stack([s / self.counts[k] for k, s in self.sums.items()]).tolist()
+        return dict(zip(self.sums, values))
+
+    def reset(self) -> None:
+        self.sums, self.counts = {}, {}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"sums": dict(self.sums), "counts": dict(self.counts)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.sums, self.counts = dict(state.get("sums", {})), dict(state.get("counts", {}))
+
+
+def read_history(path: str | Path) -> list[dict[str, Any]]:
+    """The records of a ``history.jsonl`` file; a torn last line (a crash mid-write) is skipped."""
+    records = []
+    for line in Path(path).read_text().splitlines():
+        try:
+            records.append(json.loads(line))
+        except ValueError:
+            continue
+    return records
+
