@@ -143,3 +143,22 @@ def test_doublings():
     assert doublings(64) == (4, 4) and doublings(32) == (4, 3) and doublings(28) == (7, 2)
     with pytest.raises(GanEduError, match="image size 100"):
         doublings(100)
+
+
+def test_bank_routes_each_label_to_its_member_and_round_trips(tmp_path):
+    from gan_edu.models import GeneratorBank
+
+    torch.manual_seed(0)
+    members = [build_gan("dcgan", image_shape=(1, 28, 28), g_channels=4)[0].eval() for _ in range(3)]
+    bank = GeneratorBank.from_members(members, ["a", "b", "c"]).eval()
+    z = torch.randn(6, 100)
+    labels = torch.tensor([2, 0, 1, 1, 0, 2])
+    out = bank(z, labels)
+    for i, k in enumerate(labels.tolist()):
+        assert torch.allclose(out[i], members[k](z[i : i + 1])[0], atol=1e-6)
+    bank.save_pretrained(tmp_path / "bank")
+    loaded = Generator.from_pretrained(tmp_path / "bank").eval()
+    assert isinstance(loaded, GeneratorBank) and loaded.config.class_names == ("a", "b", "c")
+    assert torch.equal(loaded(z, labels), out)
+    with pytest.raises(GanEduError, match="labels in"):
+        bank.sample(2, labels=torch.tensor([0, 3]))

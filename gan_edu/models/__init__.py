@@ -10,6 +10,7 @@ import dataclasses
 from typing import Any
 
 from ..errors import GanEduError
+from .bank import BankConfig, GeneratorBank
 from .base import MODULE_CLASSES, Discriminator, GANConfig, Generator
 from .dcgan import DCGANConfig, DCGANDiscriminator, DCGANGenerator
 
@@ -68,6 +69,8 @@ def build_gan(name: str, **config: Any) -> tuple[Generator, Discriminator]:
 
 __all__ = [
     "MODELS",
+    "BankConfig",
+    "GeneratorBank",
     "MODULE_CLASSES",
     "DCGANConfig",
     "DCGANDiscriminator",
