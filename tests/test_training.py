@@ -152,3 +152,39 @@ def test_grey_images_train_too():
     t = new_gan_run("dcgan", ds, config=g_cfg, **TINY)
     t.fit(ds)
     assert t.generator.image_shape == (1, 32, 32)
+
+
+@pytest.mark.parametrize("switches", [{"precision": "bf16"}, {"channels_last": True}, {"channels_last": True, "precision": "bf16"}])
+def test_speed_switches_train_on_cpu(tiny_shapes, switches):
+    plain = new_gan_run("cdcgan", tiny_shapes, config=cfg(epochs=1), **TINY)
+    plain.fit(tiny_shapes)
+    fast = new_gan_run("cdcgan", tiny_shapes, config=cfg(epochs=1, **switches), **TINY)
+    fast.fit(tiny_shapes)
+    assert fast.step == plain.step == 4
+    for k, v in weights(fast).items():
+        assert torch.isfinite(v.float()).all(), k
+    if switches.get("channels_last"):
+        w = fast.generator.main[0].weight
+        assert w.is_contiguous(memory_format=torch.channels_last)
+    if switches.get("precision") == "bf16":  # same start, same data: close to fp32, not equal
+        a, b = weights(plain), weights(fast)
+        assert any(not torch.equal(a[k], b[k]) for k in a)
+        assert all(torch.allclose(a[k].float(), b[k].float(), atol=5e-2) for k in a)
+    elif not switches.get("precision"):  # channels-last alone: the same maths
+        a, b = weights(plain), weights(fast)
+        assert all(torch.allclose(a[k], b[k], atol=1e-4) for k in a)
+
+
+@pytest.mark.slow
+def test_compiled_models_train_on_cpu(tiny_shapes, tmp_path):
+    t = new_gan_run("dcgan", tiny_shapes, config=cfg(epochs=1, max_steps=2, compile=True), out_dir=tmp_path / "c", **TINY)
+    t.fit(tiny_shapes)
+    assert t.step == 2 and all(torch.isfinite(v).all() for v in weights(t).values() if v.is_floating_point())
+    assert "_orig_mod" not in "".join(t.generator.state_dict())  # saved weights keep their plain names
+
+
+def test_fp16_on_cpu_is_refused():
+    with pytest.raises(GanEduError, match="fp16"):
+        GANTrainerConfig(precision="fp16", device="cpu")
+    with pytest.raises(GanEduError, match="precision='fp8'"):
+        GANTrainerConfig(precision="fp8")

@@ -54,14 +54,20 @@ def add_trainer_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--log-every", type=positive_int, help="steps between metric logs (default 25)")
     p.add_argument("--checkpoint-every", type=positive_int, help="steps between extra checkpoints (one per epoch always)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--precision", choices=("fp32", "bf16", "fp16"), help="autocast precision (default fp32; fp16 needs CUDA)")
+    p.add_argument("--channels-last", action="store_true", help="NHWC memory layout (faster on tensor-core GPUs)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the models' forward passes")
 
 
 def trainer_overrides(args: argparse.Namespace) -> dict[str, Any]:
     """The loop options given on the command line, under their config names."""
-    names = ("epochs", "max_steps", "batch_size", "device", "seed", "log_every", "checkpoint_every")
+    names = ("epochs", "max_steps", "batch_size", "device", "seed", "log_every", "checkpoint_every", "precision")
     values = {k: getattr(args, k) for k in names if getattr(args, k, None) is not None}
     if getattr(args, "no_progress", False):
         values["progress"] = False
+    for flag in ("channels_last", "compile"):
+        if getattr(args, flag, False):
+            values[flag] = True
     return values
 
 
@@ -91,7 +97,7 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     overrides = trainer_overrides(args)
     if args.resume is not None:
-        allowed = {"epochs", "max_steps", "device", "progress", "log_every", "checkpoint_every"}
+        allowed = {"epochs", "max_steps", "device", "progress", "log_every", "checkpoint_every", "precision", "channels_last", "compile"}
         fixed = sorted(set(overrides) - allowed)
         if fixed:
             print(f"gan-edu train: note: --resume keeps the run's own {', '.join(fixed)}", file=sys.stderr)

@@ -90,14 +90,16 @@ class GANTrainer(Trainer):
             f"discriminator expects {discriminator.image_shape} with num_classes={discriminator.num_classes}: expected the same",
         )
         super().__init__(config, out_dir=out_dir, callbacks=callbacks)
-        self.generator = generator.to(self.device)
-        self.discriminator = discriminator.to(self.device)
+        self.generator = self.prepare_module(generator)
+        self.discriminator = self.prepare_module(discriminator)
+        self.g_forward = self.compiled(self.generator)  # the same weights, maybe compiled
+        self.d_forward = self.compiled(self.discriminator)
         self.loss = loss if loss is not None else NonSaturatingLoss()
         self.d_steps = config.d_steps if config.d_steps is not None else self.loss.d_steps
         self.meta = dict(meta or {})
         betas = (config.beta1, config.beta2)
-        self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=config.lr_g, betas=betas)
-        self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=config.lr_d, betas=betas)
+        self.opt_g = self.make_adam(self.generator.parameters(), config.lr_g, betas)
+        self.opt_d = self.make_adam(self.discriminator.parameters(), config.lr_d, betas)
         # All training noise comes from this generator, on the device: seeded, saved, restored.
         self.noise = torch.Generator(device=self.device).manual_seed(config.seed)
 
@@ -134,6 +136,7 @@ class GANTrainer(Trainer):
     def train_step(self, batch: Batch) -> dict[str, torch.Tensor]:
         """A D update on every batch; a G update on every ``d_steps``-th."""
         real, labels = batch
+        real = self.prepare_batch(real)
         labels = labels if self.generator.num_classes is not None else None
         metrics = self.discriminator_step(real, labels)
         if (self.step + 1) % self.d_steps == 0:
@@ -143,20 +146,19 @@ class GANTrainer(Trainer):
     def fake_batch(self, n: int, labels: torch.Tensor | None) -> torch.Tensor:
         """``n`` images from G for fresh noise (and the given labels): ``(n, C, H, W)``."""
         z = self.generator.sample_latent(n, generator=self.noise, device=self.device)  # (n, latent_dim)
-        return self.generator(z, labels)
+        return self.g_forward(z, labels)
 
     def discriminator_step(self, real: torch.Tensor, labels: torch.Tensor | None) -> dict[str, torch.Tensor]:
         """(1) Update D: maximise log D(x) + log(1 - D(G(z))), i.e. minimise the loss's D term."""
-        with torch.no_grad():
+        with torch.no_grad(), self.autocast():
             fake = self.fake_batch(real.shape[0], labels)  # G is not trained here: no graph
-        real_logits = self.discriminator(real, labels)  # (N,)
-        fake_logits = self.discriminator(fake, labels)  # (N,)
+        with self.autocast():
+            real_logits = self.d_forward(real, labels).float()  # (N,), losses in fp32
+            fake_logits = self.d_forward(fake, labels).float()  # (N,)
         loss_d = self.loss.discriminator_loss(real_logits, fake_logits)
-        penalty = self.loss.penalty(self.discriminator, real, fake, labels)
+        penalty = self.loss.penalty(self.discriminator, real, fake.float(), labels)
         total = loss_d if penalty is None else loss_d + penalty
-        self.opt_d.zero_grad(set_to_none=True)
-        total.backward()
-        self.opt_d.step()
+        self.optimize(total, self.opt_d)
         metrics = {
             "d_loss": loss_d.detach(),
             "d_real": torch.sigmoid(real_logits.detach()).mean(),  # D(x): D's belief that reals are real
@@ -170,11 +172,10 @@ class GANTrainer(Trainer):
         """(2) Update G: minimise the loss's G term (non-saturating: maximise log D(G(z)))."""
         self.discriminator.requires_grad_(False)  # D is only a judge here: skip its weight gradients
         try:
-            fake_logits = self.discriminator(self.fake_batch(n, labels), labels)  # (N,)
+            with self.autocast():
+                fake_logits = self.d_forward(self.fake_batch(n, labels), labels).float()  # (N,)
             loss_g = self.loss.generator_loss(fake_logits)
-            self.opt_g.zero_grad(set_to_none=True)
-            loss_g.backward()
-            self.opt_g.step()
+            self.optimize(loss_g, self.opt_g)
         finally:
             self.discriminator.requires_grad_(True)
         return {"g_loss": loss_g.detach()}

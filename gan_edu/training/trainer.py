@@ -17,6 +17,7 @@ into Python floats only every ``log_every`` steps, so a GPU is never made to wai
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -40,6 +41,7 @@ from ..models.base import load_state_dict_checked
 from .callbacks import Callback
 from .checkpoint import load_checkpoint, save_checkpoint
 
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 CHECKPOINT_NAME = "checkpoints/last.pt"
 HISTORY_NAME = "history.jsonl"
 CONFIG_NAME = "config.json"
@@ -66,6 +68,12 @@ class TrainerConfig:
     checkpoint_every: int | None = None  # steps between extra checkpoints; one is always written per epoch
     progress: bool = True  # tqdm progress bar on stderr
     flip: bool = False  # random horizontal flips (not for digits or text-like data)
+    # -- speed switches: safe defaults; see docs/performance.md for what each one buys ----------
+    precision: str = "fp32"  # "fp32", "bf16" or "fp16": autocast of the forward passes; fp16 needs CUDA (GradScaler)
+    channels_last: bool = False  # NHWC layout of weights and batches: faster convolutions on tensor-core GPUs
+    cudnn_benchmark: bool = True  # CUDA only: cuDNN times and keeps the fastest algorithm per shape (shapes are fixed)
+    fused_optimizer: bool = True  # CUDA only: fused Adam kernels (one launch for all parameters)
+    compile: bool = False  # torch.compile the models' forward passes (not the loop): a slow start, then faster steps
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "log_every"):
@@ -75,7 +83,12 @@ class TrainerConfig:
             value = getattr(self, name)
             check(value is None or (isinstance(value, int) and value > 0), f"{name}={value!r}: expected a positive int or None")
         check(isinstance(self.seed, int) and self.seed >= 0, f"seed={self.seed!r}: expected a non-negative int")
-        resolve_device(self.device)  # fails early on a nonsense device
+        check(self.precision in PRECISIONS, f"precision={self.precision!r}: expected one of {', '.join(PRECISIONS)}")
+        device = resolve_device(self.device)  # fails early on a nonsense device
+        check(
+            self.precision != "fp16" or device.type == "cuda",
+            f"precision='fp16' on {device.type}: fp16 autocast needs CUDA; use 'bf16' or 'fp32'",
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -133,6 +146,45 @@ class Trainer(ABC):
         self.history: list[dict[str, Any]] = []
         self._epoch_meter = Meter()
         self._stop_signal: int | None = None
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = config.cudnn_benchmark
+        # fp16 gradients underflow without loss scaling; bf16 has fp32's range and needs none.
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=config.precision == "fp16")
+
+    # -- the speed switches, for subclasses to use ------------------------------------------
+    def prepare_module(self, module: nn.Module) -> nn.Module:
+        """Move ``module`` to the device (and to channels-last when asked); returns it."""
+        module = module.to(self.device)
+        if self.config.channels_last:
+            module = module.to(memory_format=torch.channels_last)
+        return module
+
+    def compiled(self, module: nn.Module) -> Any:
+        """``module`` itself, or a ``torch.compile``d view of it sharing its weights."""
+        return torch.compile(module) if self.config.compile else module
+
+    def autocast(self) -> Any:
+        """Mixed-precision context for forward passes (a no-op at fp32)."""
+        dtype = PRECISIONS[self.config.precision]
+        if dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=dtype)
+
+    def make_adam(self, params: Iterable[torch.nn.Parameter], lr: float, betas: tuple[float, float]) -> torch.optim.Adam:
+        """Adam with fused kernels on CUDA (when ``fused_optimizer``), the default foreach ones elsewhere."""
+        fused = self.device.type == "cuda" and self.config.fused_optimizer
+        return torch.optim.Adam(params, lr=lr, betas=betas, fused=fused or None)
+
+    def optimize(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer) -> None:
+        """zero_grad, backward (scaled at fp16), step."""
+        optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(optimizer)
+        self.scaler.update()
+
+    def prepare_batch(self, images: torch.Tensor) -> torch.Tensor:
+        """A batch in the memory layout the models use."""
+        return images.contiguous(memory_format=torch.channels_last) if self.config.channels_last else images
 
     # -- what a subclass supplies -----------------------------------------------------------
     @abstractmethod
@@ -289,6 +341,7 @@ class Trainer(ABC):
             "rng": {"torch": torch.get_rng_state()},
             "extra": self.extra_state(),
             "epoch_meter": self._epoch_meter.state_dict(),
+            "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else {},
             "run_config": json.dumps(self.run_config()),
         }
         if torch.cuda.is_available() and torch.cuda.is_initialized():
@@ -332,6 +385,8 @@ class Trainer(ABC):
         self.load_extra_state(state.get("extra", {}))
         self._epoch_meter = Meter()
         self._epoch_meter.load_state_dict(state.get("epoch_meter", {}))
+        if self.scaler.is_enabled() and state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
 
     def resume(self, path: str | Path | None = None) -> None:
         """Load the checkpoint (default: the run folder's last one) and the history up to it."""
