@@ -3,9 +3,10 @@
 One training step, after Goodfellow et al. (2014), Algorithm 1, as in the PyTorch DCGAN example:
 
 1. Update D: maximise ``log D(x) + log(1 - D(G(z)))`` (in general: minimise the loss's
-   ``discriminator_loss``, plus its penalty) on a real batch and a fresh fake batch.
-2. Update G: every ``d_steps`` batches, minimise the loss's ``generator_loss`` on a fresh fake batch
-   (non-saturating: maximise ``log D(G(z))``; minimax: minimise ``log(1 - D(G(z)))``).
+   ``discriminator_loss``, plus its penalty) on a real batch and a fake batch from fresh noise.
+2. Update G: every ``d_steps`` batches, minimise the loss's ``generator_loss`` on the same fake
+   batch, judged by the updated D (non-saturating: maximise ``log D(G(z))``; minimax: minimise
+   ``log(1 - D(G(z)))``).
 
 To make a variant, subclass and override :meth:`GANTrainer.discriminator_step` or
 :meth:`GANTrainer.generator_step` (a new regulariser, a different use of labels...);
@@ -134,13 +135,20 @@ class GANTrainer(Trainer):
 
     # -- one step -----------------------------------------------------------------------------
     def train_step(self, batch: Batch) -> dict[str, torch.Tensor]:
-        """A D update on every batch; a G update on every ``d_steps``-th."""
+        """A D update on every batch; a G update on every ``d_steps``-th.
+
+        One fake batch serves both updates, as in the PyTorch DCGAN example: D sees it detached,
+        G is trained through it. Batches without a G update build no graph through G.
+        """
         real, labels = batch
-        real = self.prepare_batch(real)
+        real = self.prepare_batch(real)  # (N, C, H, W) in [-1, 1]
         labels = labels if self.generator.num_classes is not None else None
-        metrics = self.discriminator_step(real, labels)
-        if (self.step + 1) % self.d_steps == 0:
-            metrics.update(self.generator_step(real.shape[0], labels))
+        update_g = (self.step + 1) % self.d_steps == 0
+        with torch.set_grad_enabled(update_g), self.autocast():
+            fake = self.fake_batch(real.shape[0], labels)  # (N, C, H, W)
+        metrics = self.discriminator_step(real, fake.detach(), labels)
+        if update_g:
+            metrics.update(self.generator_step(fake, labels))
         return metrics
 
     def fake_batch(self, n: int, labels: torch.Tensor | None) -> torch.Tensor:
@@ -148,10 +156,14 @@ class GANTrainer(Trainer):
         z = self.generator.sample_latent(n, generator=self.noise, device=self.device)  # (n, latent_dim)
         return self.g_forward(z, labels)
 
-    def discriminator_step(self, real: torch.Tensor, labels: torch.Tensor | None) -> dict[str, torch.Tensor]:
-        """(1) Update D: maximise log D(x) + log(1 - D(G(z))), i.e. minimise the loss's D term."""
-        with torch.no_grad(), self.autocast():
-            fake = self.fake_batch(real.shape[0], labels)  # G is not trained here: no graph
+    def discriminator_step(self, real: torch.Tensor, fake: torch.Tensor, labels: torch.Tensor | None) -> dict[str, torch.Tensor]:
+        """(1) Update D: maximise log D(x) + log(1 - D(G(z))), i.e. minimise the loss's D term.
+
+        Args:
+            real: ``(N, C, H, W)`` training images.
+            fake: ``(N, C, H, W)`` generated images, detached from G.
+            labels: ``(N,)`` classes of both (conditional models), else None.
+        """
         with self.autocast():
             real_logits = self.d_forward(real, labels).float()  # (N,), losses in fp32
             fake_logits = self.d_forward(fake, labels).float()  # (N,)
@@ -168,12 +180,17 @@ class GANTrainer(Trainer):
             metrics["d_penalty"] = penalty.detach()
         return metrics
 
-    def generator_step(self, n: int, labels: torch.Tensor | None) -> dict[str, torch.Tensor]:
-        """(2) Update G: minimise the loss's G term (non-saturating: maximise log D(G(z)))."""
+    def generator_step(self, fake: torch.Tensor, labels: torch.Tensor | None) -> dict[str, torch.Tensor]:
+        """(2) Update G: minimise the loss's G term (non-saturating: maximise log D(G(z))).
+
+        Args:
+            fake: ``(N, C, H, W)`` generated images, still attached to G's graph.
+            labels: ``(N,)`` their classes (conditional models), else None.
+        """
         self.discriminator.requires_grad_(False)  # D is only a judge here: skip its weight gradients
         try:
             with self.autocast():
-                fake_logits = self.d_forward(self.fake_batch(n, labels), labels).float()  # (N,)
+                fake_logits = self.d_forward(fake, labels).float()  # (N,), by the freshly updated D
             loss_g = self.loss.generator_loss(fake_logits)
             self.optimize(loss_g, self.opt_g)
         finally:
