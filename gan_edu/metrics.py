@@ -1,0 +1,123 @@
+"""Metrics of the c vs c' experiment, in numpy: accuracy, confusion, Fréchet distance, collapse.
+
+* accuracy, per-class accuracy and the confusion matrix of predictions against labels;
+* GAN-train: the accuracy on the REAL test split of a classifier c' trained on generated images;
+  GAN-test: the accuracy of classifier c (trained on real images) on generated images, labelled by
+  the class they were generated for (Shmelkov et al., "How good is my GAN?", ECCV 2018);
+* the Fréchet distance between Gaussians fitted to real and generated features taken from
+  classifier c. It is the formula of FID, but NOT comparable with Inception FID numbers: the
+  features come from our small classifier, not from Inception-v3;
+* a class histogram of generated images as judged by c, and per-class colour statistics, which
+  expose mode collapse (one class's images all alike: low colour spread, or judged as one class).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from .errors import check
+
+
+def _ints(x: Any) -> np.ndarray:
+    return np.asarray(x).astype(np.int64).ravel()
+
+
+def accuracy(predictions: Any, labels: Any) -> float:
+    """Fraction of predictions equal to the labels.
+
+    >>> accuracy([0, 1, 2, 2], [0, 1, 1, 2])
+    0.75
+    """
+    p, y = _ints(predictions), _ints(labels)
+    check(p.shape == y.shape and p.size > 0, f"{p.size} predictions for {y.size} labels: expected as many, at least one")
+    return float((p == y).mean())
+
+
+def confusion_matrix(predictions: Any, labels: Any, num_classes: int) -> np.ndarray:
+    """``(K, K)`` counts: row = true class, column = predicted class.
+
+    >>> confusion_matrix([0, 1, 1], [0, 0, 1], 2).tolist()
+    [[1, 1], [0, 1]]
+    """
+    p, y = _ints(predictions), _ints(labels)
+    check(p.shape == y.shape, f"{p.size} predictions for {y.size} labels: expected as many")
+    check(((p >= 0) & (p < num_classes)).all() and ((y >= 0) & (y < num_classes)).all(), f"classes outside [0, {num_classes - 1}]")
+    return np.bincount(y * num_classes + p, minlength=num_classes**2).reshape(num_classes, num_classes)
+
+
+def per_class_accuracy(confusion: np.ndarray) -> np.ndarray:
+    """Recall of each class from a confusion matrix (NaN for a class with no example).
+
+    >>> per_class_accuracy(np.array([[3, 1], [0, 2]])).tolist()
+    [0.75, 1.0]
+    """
+    totals = confusion.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.diag(confusion) / totals
+
+
+def frechet_distance(features_a: np.ndarray, features_b: np.ndarray) -> float:
+    """``|mu_a - mu_b|^2 + Tr(S_a + S_b - 2 (S_a S_b)^(1/2))`` between Gaussians fitted to two feature sets.
+
+    ``Tr((S_a S_b)^(1/2))`` is computed as the sum of the square roots of the eigenvalues of the
+    symmetric matrix ``S_a^(1/2) S_b S_a^(1/2)``, which has the same eigenvalues and avoids a
+    non-symmetric matrix square root.
+
+    Args:
+        features_a, features_b: ``(N, F)`` and ``(M, F)`` features, N, M >= 2.
+    """
+    a, b = np.asarray(features_a, dtype=np.float64), np.asarray(features_b, dtype=np.float64)
+    check(a.ndim == 2 and b.ndim == 2 and a.shape[1] == b.shape[1], f"features of shapes {a.shape} and {b.shape}: expected (N, F) and (M, F)")
+    check(len(a) >= 2 and len(b) >= 2, "at least 2 feature vectors per set")
+    mu_a, mu_b = a.mean(0), b.mean(0)
+    s_a, s_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    s_a, s_b = np.atleast_2d(s_a), np.atleast_2d(s_b)
+    w, v = np.linalg.eigh(s_a)
+    root_a = (v * np.sqrt(np.clip(w, 0, None))) @ v.T  # S_a^(1/2)
+    middle = root_a @ s_b @ root_a
+    eig = np.linalg.eigvalsh((middle + middle.T) / 2)
+    trace_sqrt = np.sqrt(np.clip(eig, 0, None)).sum()
+    return float(((mu_a - mu_b) ** 2).sum() + np.trace(s_a) + np.trace(s_b) - 2 * trace_sqrt)
+
+
+def class_histogram(predictions: Any, num_classes: int) -> np.ndarray:
+    """Fraction of images judged to be each class.
+
+    >>> class_histogram([0, 0, 1, 3], 4).tolist()
+    [0.5, 0.25, 0.0, 0.25]
+    """
+    p = _ints(predictions)
+    return np.bincount(p, minlength=num_classes) / max(1, p.size)
+
+
+def colour_statistics(images: np.ndarray, labels: Any, num_classes: int) -> list[dict[str, Any]]:
+    """Per class: mean colour and spread of the mean colours of uint8 ``(N, C, H, W)`` images.
+
+    A collapsed class shows a small ``spread`` (its images all have nearly the same colour) or a
+    skewed ``mean`` (reference project 002's `dog` generator made blue images).
+
+    Returns:
+        One dict per class: ``count``, ``mean`` (per channel, 0-255), ``spread`` (standard
+        deviation over images of each image's mean colour, averaged over channels).
+    """
+    x = np.asarray(images)
+    y = _ints(labels)
+    check(x.ndim == 4 and len(x) == len(y), f"images of shape {x.shape} and {len(y)} labels: expected (N, C, H, W) and N labels")
+    per_image = x.reshape(len(x), x.shape[1], -1).mean(axis=2)  # (N, C) mean colour of each image
+    out = []
+    for k in range(num_classes):
+        sel = per_image[y == k]
+        out.append({
+            "count": int(len(sel)),
+            "mean": sel.mean(0).round(2).tolist() if len(sel) else None,
+            "spread": float(sel.std(0).mean().round(3)) if len(sel) > 1 else None,
+        })
+    return out
+
+
+def per_class_table(names: Sequence[str], **columns: np.ndarray) -> list[dict[str, Any]]:
+    """Rows ``{"class": name, column: value, ...}`` for a report."""
+    return [{"class": name, **{k: (None if np.isnan(v[i]) else round(float(v[i]), 4)) for k, v in columns.items()}} for i, name in enumerate(names)]

@@ -1,0 +1,163 @@
+"""Training a classifier with the same loop, checkpoints and history as the GAN trainer.
+
+One step: augment the batch on the device (random crop after zero padding, random horizontal
+flip), minimise the cross entropy, with SGD + Nesterov momentum (or AdamW) and a cosine learning-rate
+schedule computed from the step number (so resuming restores it exactly).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..data.loader import Batch, to_unit_range
+from ..errors import check
+from ..models.classifier import Classifier
+from .callbacks import Callback
+from .trainer import Trainer, TrainerConfig
+
+
+@dataclasses.dataclass(frozen=True)
+class ClassifierTrainerConfig(TrainerConfig):
+    """Options of classifier training, on top of the loop's."""
+
+    epochs: int = 15  # enough for the small classifiers on CIFAR-10-sized data
+    optimizer: str = "sgd"  # "sgd" (Nesterov momentum: best with batch norm) or "adam" (robust without it)
+    lr: float = 0.05  # peak learning rate (cosine decay to 0 over the run); ~1e-3 for adam
+    momentum: float = 0.9  # SGD's Nesterov momentum
+    weight_decay: float = 5e-4  # L2 on the weights: the usual CIFAR value
+    crop_padding: int = 4  # random crop after padding by this many pixels; 0: no crop
+    warmup_steps: int = 100  # linear warm-up of the learning rate
+    label_smoothing: float = 0.0  # cross-entropy label smoothing
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check(0 < self.lr < 10, f"lr={self.lr!r}: expected a learning rate in (0, 10)")
+        check(self.optimizer in ("sgd", "adam"), f"optimizer={self.optimizer!r}: expected 'sgd' or 'adam'")
+        check(self.crop_padding >= 0, f"crop_padding={self.crop_padding!r}: expected >= 0")
+
+
+def random_crop(images: torch.Tensor, padding: int, generator: torch.Generator) -> torch.Tensor:
+    """Zero-pad ``(N, C, H, W)`` by ``padding`` and cut a random ``H x W`` window per image, on the device."""
+    n, c, h, w = images.shape
+    padded = F.pad(images, (padding,) * 4)  # (N, C, H+2p, W+2p)
+    oy = torch.randint(0, 2 * padding + 1, (n,), generator=generator, device=generator.device).to(images.device)
+    ox = torch.randint(0, 2 * padding + 1, (n,), generator=generator, device=generator.device).to(images.device)
+    rows = (oy[:, None] + torch.arange(h, device=images.device))[:, None, :, None]  # (N, 1, H, 1)
+    cols = (ox[:, None] + torch.arange(w, device=images.device))[:, None, None, :]  # (N, 1, 1, W)
+    batch = torch.arange(n, device=images.device)[:, None, None, None]
+    chans = torch.arange(c, device=images.device)[None, :, None, None]
+    return padded[batch, chans, rows, cols]  # (N, C, H, W)
+
+
+class ClassifierTrainer(Trainer):
+    """Trains a :class:`~gan_edu.models.classifier.Classifier` on labelled images."""
+
+    config: ClassifierTrainerConfig
+
+    def __init__(
+        self,
+        classifier: Classifier,
+        config: ClassifierTrainerConfig | None = None,
+        *,
+        out_dir: str | Path | None = None,
+        callbacks: Iterable[Callback] = (),
+    ) -> None:
+        config = config if config is not None else ClassifierTrainerConfig()
+        super().__init__(config, out_dir=out_dir, callbacks=callbacks)
+        self.classifier = self.prepare_module(classifier)
+        self.forward = self.compiled(self.classifier)
+        decay = [p for p in self.classifier.parameters() if p.ndim > 1]
+        no_decay = [p for p in self.classifier.parameters() if p.ndim <= 1]  # no weight decay on BN / biases
+        groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+        if config.optimizer == "sgd":
+            self.opt: torch.optim.Optimizer = torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum, nesterov=True)
+        else:
+            self.opt = torch.optim.AdamW(groups, lr=config.lr)
+        self.augment_rng = torch.Generator(device=self.device).manual_seed(config.seed + 17)
+
+    def modules(self) -> dict[str, torch.nn.Module]:
+        return {"classifier": self.classifier}
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"classifier": self.opt}
+
+    def extra_state(self) -> dict[str, Any]:
+        return {"augment": self.augment_rng.get_state()}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        if "augment" in state:
+            self.augment_rng.set_state(state["augment"].cpu())
+
+    def run_config(self) -> dict[str, Any]:
+        data = getattr(self, "data", None)
+        dataset = getattr(data, "dataset", data)
+        return {
+            **super().run_config(),
+            "classifier": {"class": type(self.classifier).__name__, "config": self.classifier.config.to_dict()},
+            "data": {"name": getattr(dataset, "name", None), "options": getattr(dataset, "options", {}), "size": len(dataset) if dataset is not None else 0},
+        }
+
+    def fit(self, data: Any) -> list[dict[str, Any]]:
+        loader = self.make_loader(data)
+        self.total_steps = len(loader) * self.config.epochs
+        if self.config.max_steps is not None:
+            self.total_steps = min(self.total_steps, self.config.max_steps)
+        return super().fit(loader)
+
+    def learning_rate(self, step: int) -> float:
+        """Linear warm-up, then cosine decay to 0 at the last step."""
+        cfg = self.config
+        total = max(1, getattr(self, "total_steps", 1))
+        if step < cfg.warmup_steps:
+            return cfg.lr * (step + 1) / cfg.warmup_steps
+        progress = (step - cfg.warmup_steps) / max(1, total - cfg.warmup_steps)
+        return cfg.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+    def train_step(self, batch: Batch) -> dict[str, torch.Tensor]:
+        images, labels = batch
+        if self.config.crop_padding:
+            images = random_crop(images, self.config.crop_padding, self.augment_rng)
+        if self.config.flip:
+            flip = torch.rand(images.shape[0], generator=self.augment_rng, device=self.augment_rng.device).to(images.device) < 0.5
+            images = torch.where(flip[:, None, None, None], images.flip(-1), images)
+        images = self.prepare_batch(images)
+        for group in self.opt.param_groups:
+            group["lr"] = self.learning_rate(self.step)
+        with self.autocast():
+            logits = self.forward(images).float()  # (N, K)
+        loss = F.cross_entropy(logits, labels, label_smoothing=self.config.label_smoothing)
+        self.optimize(loss, self.opt)
+        return {"loss": loss.detach(), "accuracy": (logits.detach().argmax(1) == labels).float().mean()}
+
+
+@torch.no_grad()
+def predict(
+    classifier: Classifier, images: torch.Tensor | np.ndarray, *, batch_size: int = 512, device: torch.device | str | None = None,
+    features: bool = False,
+) -> torch.Tensor:
+    """Class predictions ``(N,)`` (or penultimate features ``(N, F)``) for uint8 ``(N, C, H, W)`` images.
+
+    Runs in eval mode, in batches, and restores the classifier's mode.
+    """
+    images = torch.as_tensor(images)
+    check(images.dtype == torch.uint8 and images.ndim == 4, f"images of dtype {images.dtype}, shape {tuple(images.shape)}: expected uint8 (N, C, H, W)")
+    device = torch.device(device) if device is not None else classifier.device
+    was_training = classifier.training
+    classifier.eval()
+    out = []
+    try:
+        for start in range(0, len(images), batch_size):
+            x = to_unit_range(images[start : start + batch_size].to(device))
+            out.append((classifier.features(x) if features else classifier(x).argmax(1)).cpu())
+    finally:
+        classifier.train(was_training)
+    return torch.cat(out) if out else torch.empty(0, dtype=torch.int64)
+

@@ -1,0 +1,93 @@
+"""Metric functions against hand-computed values; the classifier trainer on tiny data."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from gan_edu.errors import GanEduError
+from gan_edu.metrics import (
+    accuracy,
+    class_histogram,
+    colour_statistics,
+    confusion_matrix,
+    frechet_distance,
+    per_class_accuracy,
+)
+
+
+def test_accuracy_and_confusion_by_hand():
+    labels = [0, 0, 1, 1, 2, 2, 2]
+    preds = [0, 1, 1, 1, 0, 2, 2]
+    assert accuracy(preds, labels) == pytest.approx(5 / 7)
+    cm = confusion_matrix(preds, labels, 3)
+    assert cm.tolist() == [[1, 1, 0], [0, 2, 0], [1, 0, 2]]
+    assert per_class_accuracy(cm).tolist() == pytest.approx([0.5, 1.0, 2 / 3])
+    assert np.isnan(per_class_accuracy(confusion_matrix([0], [0], 2))[1])
+    with pytest.raises(GanEduError):
+        accuracy([0, 1], [0])
+    with pytest.raises(GanEduError):
+        confusion_matrix([3], [0], 3)
+
+
+def test_frechet_distance_by_hand():
+    # 1-D: two Gaussians N(m1, s1^2), N(m2, s2^2): (m1 - m2)^2 + (s1 - s2)^2
+    a = np.array([[0.0], [2.0]])  # mean 1, sample variance 2
+    b = np.array([[4.0], [12.0]])  # mean 8, sample variance 32
+    expected = (1 - 8) ** 2 + (np.sqrt(2) - np.sqrt(32)) ** 2
+    assert frechet_distance(a, b) == pytest.approx(expected)
+    # diagonal covariances: sum over dimensions of the 1-D formula
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(4000, 2)) * [1.0, 2.0]
+    y = rng.normal(size=(4000, 2)) * [3.0, 0.5] + [1.0, -1.0]
+    sx, sy = x.std(0, ddof=1), y.std(0, ddof=1)
+    by_hand = ((x.mean(0) - y.mean(0)) ** 2).sum() + ((sx - sy) ** 2).sum()
+    assert frechet_distance(x, y) == pytest.approx(by_hand, rel=0.02)  # cross-covariances ~ 0
+    assert frechet_distance(x, x) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_histogram_and_colour_statistics_by_hand():
+    assert class_histogram([1, 1, 1, 0], 3).tolist() == [0.25, 0.75, 0.0]
+    images = np.zeros((4, 3, 2, 2), dtype=np.uint8)
+    images[0] = 10
+    images[1] = 30  # class 0: mean colours 10 and 30 -> mean 20, spread 10
+    images[2, 2] = 200  # class 1: both blue, identical -> spread 0
+    images[3, 2] = 200
+    stats = colour_statistics(images, [0, 0, 1, 1], 3)
+    assert stats[0] == {"count": 2, "mean": [20.0, 20.0, 20.0], "spread": 10.0}
+    assert stats[1]["mean"] == [0.0, 0.0, 200.0] and stats[1]["spread"] == 0.0
+    assert stats[2] == {"count": 0, "mean": None, "spread": None}
+
+
+def test_random_crop_moves_content_within_the_padding():
+    from gan_edu.training.classifier_trainer import random_crop
+
+    x = torch.arange(2 * 1 * 6 * 6, dtype=torch.float32).reshape(2, 1, 6, 6)
+    out = random_crop(x, 2, torch.Generator().manual_seed(0))
+    assert out.shape == x.shape
+    for i in range(2):  # every crop is the padded image shifted by at most 2 pixels
+        padded = torch.nn.functional.pad(x[i : i + 1], (2, 2, 2, 2))[0, 0]
+        assert any(torch.equal(out[i, 0], padded[dy : dy + 6, dx : dx + 6]) for dy in range(5) for dx in range(5))
+
+
+@pytest.mark.parametrize("name", ["vgg", "ref000"])
+def test_classifier_trainer_learns_tiny_shapes(name):
+    from gan_edu.data import load_dataset
+    from gan_edu.metrics import accuracy
+    from gan_edu.models.classifier import build_classifier
+    from gan_edu.training.classifier_trainer import (
+        ClassifierTrainer,
+        ClassifierTrainerConfig,
+        predict,
+    )
+
+    torch.manual_seed(0)
+    train = load_dataset("shapes", "train", n=400, channels=1, size=16)
+    clf = build_classifier(name, image_shape=train.image_shape, num_classes=10, width=8)
+    config = ClassifierTrainerConfig(epochs=8, batch_size=32, progress=False, warmup_steps=5, crop_padding=1, optimizer="adam", lr=3e-3)
+    trainer = ClassifierTrainer(clf, config)
+    trainer.fit(train)
+    acc = accuracy(predict(clf, train.images), train.labels)
+    assert acc > 0.3, acc  # far above chance (0.1) after a few seconds
+    assert predict(clf, train.images[:5], features=True).ndim == 2
