@@ -7,6 +7,7 @@ import argparse
 from typing import Any
 
 from ..data.datasets import DATASETS, SPLITS, load_dataset
+from ..data.real import load_options
 from ..errors import GanEduError
 from .train import add_data_arguments, data_options
 
@@ -22,6 +23,8 @@ def register(sub: Any) -> None:
 
 def run_info(args: argparse.Namespace) -> int:
     options = data_options(args)
+    if "in_memory" in load_options(DATASETS[args.dataset]):
+        options["in_memory"] = False  # counting needs the file list only, not the decoded images
     for split in SPLITS:
         try:
             ds = load_dataset(args.dataset, split, **options)
@@ -32,7 +35,7 @@ def run_info(args: argparse.Namespace) -> int:
             continue
         if split == "train":
             where = ds.options.get("data_root")
-            print(f"{args.dataset}" + (f" from {where}" if where else " (built in)") + f", {type(ds).__name__}")
+            print(f"{args.dataset}" + (f" from {where}" if where else " (built in)"))
         c, h, w = ds.image_shape
         print(f"{split}: {len(ds):,} images of shape {c}x{h}x{w}, {ds.num_classes} classes")
         width = max(len(name) for name in ds.class_names)

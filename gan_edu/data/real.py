@@ -277,15 +277,16 @@ def load_folder(
 
     ``DIR/train/`` and ``DIR/test/`` are the splits when both exist; otherwise all of ``DIR`` is
     the training split. With class sub-folders (``DIR/cat/*.jpg``, ``DIR/dog/*.jpg``) the
-    classes are their sorted names, as ``torchvision.datasets.ImageFolder`` finds them;
-    without, the one class is the folder's name. Each image is centre-cropped to a square and
+    classes are their sorted names and the images are found as ``torchvision.datasets.ImageFolder``
+    finds them (hidden folders skipped; images beside the sub-folders are not used); without
+    sub-folders, the one class is the folder's name. Each image is centre-cropped to a square and
     resized to ``size``.
 
     Args:
         in_memory: decode all images once and keep them on the device; None: when they take at
             most :data:`IN_MEMORY_BYTES` as uint8.
     """
-    from torchvision.datasets import ImageFolder
+    from torchvision.datasets.folder import IMG_EXTENSIONS, make_dataset
 
     check(data_root is not None, "folder: no data_root; expected --data-root DIR, the folder of images")
     root = resolve_root(data_root)
@@ -295,11 +296,11 @@ def load_folder(
         folder = root / split
     else:
         check(split == "train", f"folder: {root} has no train/ and test/ sub-folders, so no {split!r} split; all its images are the 'train' split")
-    subfolders = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
-    if subfolders:
-        tv = ImageFolder(str(folder), allow_empty=True)  # classes: the sorted sub-folder names
-        paths, labels = [p for p, _ in tv.samples], [c for _, c in tv.samples]
-        class_names = tuple(tv.classes)
+    subfolders = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if subfolders:  # classes: the sorted sub-folder names, files found as torchvision's ImageFolder finds them
+        samples = make_dataset(str(folder), {name: i for i, name in enumerate(subfolders)}, IMG_EXTENSIONS, allow_empty=True)
+        paths, labels = [p for p, _ in samples], [c for _, c in samples]
+        class_names = tuple(subfolders)
     else:
         paths = [str(p) for p in _image_files(folder)]
         labels = [0] * len(paths)
