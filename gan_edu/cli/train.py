@@ -71,9 +71,23 @@ def trainer_overrides(args: argparse.Namespace) -> dict[str, Any]:
     return values
 
 
+def add_data_arguments(p: argparse.ArgumentParser) -> None:
+    """Where a data set's files are and whether to download them (defaults None: the data set's own)."""
+    p.add_argument("--data-root", type=Path, help="folder that holds the data set's files (default ~/.cache/gan-edu/data; for folder: the folder of images)")
+    p.add_argument("--download", action=argparse.BooleanOptionalAction, help="download a missing data set (default on)")
+    p.add_argument("--image-size", type=positive_int, help="side of the images: shapes (default 32), celeba and folder (default 64)")
+
+
+def data_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The data options given on the command line, under their ``load_dataset`` names."""
+    names = {"data_root": "data_root", "download": "download", "image_size": "size"}
+    return {option: getattr(args, flag) for flag, option in names.items() if getattr(args, flag, None) is not None}
+
+
 def register(sub: Any) -> None:
     p = sub.add_parser("train", help="train a GAN (or resume a run)", description="Train a GAN from the model registry on a data set.")
     p.add_argument("--dataset", default="shapes", choices=sorted(DATASETS), help="training data (default shapes)")
+    add_data_arguments(p)
     p.add_argument("--model", default="dcgan", choices=list(MODELS), help="registry model (default dcgan)")
     p.add_argument("--loss", default="non-saturating", choices=list(LOSSES), help="GAN loss (default non-saturating)")
     p.add_argument("--out", type=Path, help="run folder (default runs/DATASET-MODEL)")
@@ -97,6 +111,8 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     overrides = trainer_overrides(args)
     if args.resume is not None:
+        if data_options(args):
+            print("gan-edu train: note: --resume loads the run's own data (its config.json data options)", file=sys.stderr)
         allowed = {"epochs", "max_steps", "device", "progress", "log_every", "checkpoint_every", "precision", "channels_last", "compile"}
         fixed = sorted(set(overrides) - allowed)
         if fixed:
@@ -111,10 +127,10 @@ def run(args: argparse.Namespace) -> int:
         if args.flip:
             gan_options["flip"] = True
         config = GANTrainerConfig(**{**overrides, **gan_options})
-        data_options: dict[str, Any] = {}
+        options = data_options(args)
         if args.dataset == "shapes":
-            data_options.update({k: v for k, v in (("channels", args.channels), ("n", args.num_images)) if v is not None})
-        dataset = load_dataset(args.dataset, "train", **data_options)
+            options.update({k: v for k, v in (("channels", args.channels), ("n", args.num_images)) if v is not None})
+        dataset = load_dataset(args.dataset, "train", **options)
         model_config = {k: getattr(args, k) for k in ("latent_dim", "g_channels", "d_channels") if getattr(args, k) is not None}
         out = args.out or Path("runs") / f"{args.dataset}-{args.model}"
         trainer = new_gan_run(args.model, dataset, loss=args.loss, config=config, out_dir=out, overwrite=args.overwrite, **model_config)

@@ -1,63 +1,32 @@
-"""The data set registry: a name to a function that loads it as an :class:`ImageDataset`."""
+"""The data set registry: a name to a function that loads it as an :class:`ImageSet`.
+
+In-memory sets come back as :class:`ImageDataset` (uint8 ``(N, C, H, W)``), sets read from
+disk image by image as :class:`ImageFiles`; both normalise to [-1, 1] in the loader
+(``x / 127.5 - 1``). Every set records in ``options`` everything needed to load it again, so a
+run can be resumed with ``load_dataset(name, split, **options)``.
+"""
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
-import torch
-
 from ..errors import GanEduError, check
+from .images import ImageDataset, ImageFiles, ImageSet
+from .real import (
+    load_celeba,
+    load_cifar10,
+    load_fashion_mnist,
+    load_folder,
+    load_mnist,
+    load_options,
+)
 from .shapes import SHAPE_CLASSES, make_shapes
 
-
-@dataclasses.dataclass(frozen=True, eq=False)
-class ImageDataset:
-    """A labelled image set held in memory as uint8.
-
-    Attributes:
-        name: registry name (``"shapes"``, ``"cifar10"``...).
-        images: uint8 tensor ``(N, C, H, W)`` with values in [0, 255].
-        labels: int64 tensor ``(N,)`` with values in ``[0, len(class_names))``.
-        class_names: one name per class.
-        options: how it was loaded (split, seed...), recorded in a run's config.json.
-    """
-
-    name: str
-    images: torch.Tensor
-    labels: torch.Tensor
-    class_names: tuple[str, ...]
-    options: dict[str, Any] = dataclasses.field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        check(self.images.dtype == torch.uint8 and self.images.ndim == 4, f"images of dtype {self.images.dtype} and shape {tuple(self.images.shape)}: expected uint8 (N, C, H, W)")
-        check(self.labels.shape == (len(self.images),), f"labels of shape {tuple(self.labels.shape)}: expected ({len(self.images)},)")
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    @property
-    def image_shape(self) -> tuple[int, int, int]:
-        return tuple(self.images.shape[1:])  # type: ignore[return-value]
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.class_names)
-
-    def class_counts(self) -> list[int]:
-        """Number of images of each class."""
-        return torch.bincount(self.labels, minlength=self.num_classes).tolist()
-
-    def subset(self, classes: Sequence[int]) -> ImageDataset:
-        """Only the images of ``classes`` (labels kept as they are)."""
-        for c in classes:
-            check(0 <= c < self.num_classes, f"class {c}: expected a class in [0, {self.num_classes - 1}]")
-        keep = torch.isin(self.labels, torch.as_tensor(list(classes)))
-        return dataclasses.replace(self, images=self.images[keep], labels=self.labels[keep], options={**self.options, "classes": list(classes)})
+__all__ = ["DATASETS", "SPLITS", "ImageDataset", "ImageFiles", "ImageSet", "load_dataset"]
 
 
-def _load_shapes(split: str = "train", *, n: int | None = None, seed: int = 0, channels: int = 3, size: int = 32, **_: Any) -> ImageDataset:
+def _load_shapes(split: str = "train", *, n: int | None = None, seed: int = 0, channels: int = 3, size: int = 32) -> ImageDataset:
     """The built-in shapes: 20,000 training and 2,000 test images by default."""
     n = n if n is not None else (20_000 if split == "train" else 2_000)
     split_seed = seed * 2 + (0 if split == "train" else 1)  # train and test never share images
@@ -66,26 +35,40 @@ def _load_shapes(split: str = "train", *, n: int | None = None, seed: int = 0, c
 
 
 #: Data sets by the name ``--dataset`` takes.
-DATASETS: dict[str, Callable[..., ImageDataset]] = {
+DATASETS: dict[str, Callable[..., ImageSet]] = {
     "shapes": _load_shapes,
+    "mnist": load_mnist,
+    "fashion-mnist": load_fashion_mnist,
+    "cifar10": load_cifar10,
+    "celeba": load_celeba,
+    "folder": load_folder,
 }
 
 SPLITS = ("train", "test")
 
 
-def load_dataset(name: str, split: str = "train", **options: Any) -> ImageDataset:
+def load_dataset(name: str, split: str = "train", *, classes: list[int] | None = None, **options: Any) -> ImageSet:
     """Load a data set from the registry.
 
     Args:
         name: a key of :data:`DATASETS`.
         split: ``"train"`` or ``"test"``.
-        **options: the data set's own options (``n``, ``seed``, ``channels`` for shapes).
+        classes: keep only these classes (labels unchanged): per-class training.
+        **options: the data set's own options: ``n``, ``seed``, ``channels``, ``size`` for shapes;
+            ``data_root``, ``download`` for the real sets; ``size``, ``in_memory`` for celeba and
+            folder (see :mod:`gan_edu.data.real`).
 
     >>> ds = load_dataset("shapes", n=20)
     >>> len(ds), ds.image_shape, ds.class_names[:3]
     (20, (3, 32, 32), ('circle', 'square', 'triangle'))
+    >>> load_dataset("shapes", n=20, classes=[1]).class_counts()[:3]
+    [0, 2, 0]
     """
     if name not in DATASETS:
         raise GanEduError(f"dataset {name!r}: expected one of {', '.join(DATASETS)}")
     check(split in SPLITS, f"split {split!r}: expected one of {', '.join(SPLITS)}")
-    return DATASETS[name](split, **options)
+    known = load_options(DATASETS[name])
+    for key in options:
+        check(key in known, f"option {key!r} of dataset {name!r}: expected one of {', '.join(known)}")
+    dataset = DATASETS[name](split, **options)
+    return dataset.subset(classes) if classes is not None else dataset

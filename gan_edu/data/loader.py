@@ -1,23 +1,33 @@
-"""A loader that keeps a whole small-image data set on the training device.
+"""Loaders: shuffled batches of float images in [-1, 1] on the training device.
 
 The usual PyTorch loop decodes and transforms every image with PIL in worker processes, every
 epoch. For MNIST / CIFAR-10-sized sets that is the bottleneck. :class:`DeviceLoader` instead
 moves the uint8 images to the device once; each batch is an index into them, converted to float
 in [-1, 1] (and optionally flipped) on the device, with no per-image Python work.
 
-Randomness is explicit and per epoch: the order and flips of epoch ``e`` come from a CPU
-generator seeded with ``(seed, e)``, so any epoch (or any batch inside it, for resuming
-mid-epoch) can be reproduced exactly on any device.
+Sets that do not fit in memory (CelebA, large folders: :class:`~gan_edu.data.images.ImageFiles`)
+go through :class:`FileLoader`: a ``torch.utils.data.DataLoader`` whose workers decode, crop and
+resize each image to uint8, with pinned memory for the copy to the GPU. The float conversion and
+the flips happen on the device, the same as in :class:`DeviceLoader`.
+
+Both share :class:`Loader`: the order (and flips) of epoch ``e`` come from a CPU generator seeded
+with ``(seed, e)``, so any epoch, or any batch inside it (for resuming mid-epoch), is reproduced
+exactly on any device. :func:`make_loader` picks the right one for a data set; the Trainer uses it.
+
+To make a loader, subclass :class:`Loader` and implement :meth:`Loader.iterate`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import torch
 
-from ..errors import check
-from .datasets import ImageDataset
+from ..errors import GanEduError, check
+from .images import ImageDataset, ImageFiles, ImageSet
 
 Batch = tuple[torch.Tensor, torch.Tensor]  # images (B, C, H, W) float in [-1, 1], labels (B,)
 
@@ -27,22 +37,33 @@ def to_unit_range(images: torch.Tensor) -> torch.Tensor:
     return images.float().div_(127.5).sub_(1.0)
 
 
-class DeviceLoader:
-    """Shuffled batches from an :class:`ImageDataset` held on ``device``.
+def default_num_workers() -> int:
+    """Worker processes for decoding: one per CPU core this process may use, at most 8."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        cores = os.cpu_count() or 1
+    return max(1, min(8, cores))
+
+
+class Loader(ABC):
+    """Shuffled batches of a labelled image set; what the Trainer draws from.
 
     Args:
         dataset: the images and labels.
         batch_size: images per batch.
-        device: where the set lives and batches are made.
+        device: where batches are made.
         seed: with the epoch number, fixes the order and the flips.
         shuffle: draw a new order each epoch.
         drop_last: skip the last incomplete batch (keeps batch-norm statistics steady).
         flip: random horizontal flip of each image, with probability 1/2.
+        balanced: draw every class equally often (with replacement), however unbalanced the
+            set; an epoch is still ``len(dataset)`` images.
     """
 
     def __init__(
         self,
-        dataset: ImageDataset,
+        dataset: ImageSet,
         batch_size: int,
         *,
         device: torch.device | str = "cpu",
@@ -50,6 +71,7 @@ class DeviceLoader:
         shuffle: bool = True,
         drop_last: bool = True,
         flip: bool = False,
+        balanced: bool = False,
     ) -> None:
         check(isinstance(batch_size, int) and batch_size > 0, f"batch_size={batch_size!r}: expected a positive int")
         check(
@@ -63,30 +85,130 @@ class DeviceLoader:
         self.shuffle = shuffle
         self.drop_last = drop_last
         self.flip = flip
-        self.images = dataset.images.to(self.device)  # (N, C, H, W) uint8, once
-        self.labels = dataset.labels.to(self.device)  # (N,)
+        self.balanced = balanced
 
     def __len__(self) -> int:
         n = len(self.dataset)
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
     def epoch_plan(self, epoch: int) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """The order ``(N,)`` and flip mask ``(N,)`` of ``epoch``, made on the CPU, then moved."""
+        """The image indices ``(N,)`` of ``epoch`` in order, and the flip of each position ``(N,)``.
+
+        Made on the CPU from a generator seeded with ``(seed, epoch)``: the same on every device.
+        Balanced: each position draws a class uniformly, then an image of it uniformly.
+        """
         n = len(self.dataset)
         g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
-        order = torch.randperm(n, generator=g) if self.shuffle else torch.arange(n)
+        if self.balanced:
+            counts = torch.bincount(self.dataset.labels, minlength=self.dataset.num_classes).double()  # (K,)
+            weights = 1.0 / counts[self.dataset.labels]  # (N,): each class sums to 1
+            order = torch.multinomial(weights, n, replacement=True, generator=g)
+        else:
+            order = torch.randperm(n, generator=g) if self.shuffle else torch.arange(n)
         flips = torch.rand(n, generator=g) < 0.5 if self.flip else None
-        return order.to(self.device), (flips.to(self.device) if flips is not None else None)
+        return order, flips
 
+    def finish(self, images: torch.Tensor, flips: torch.Tensor | None) -> torch.Tensor:
+        """uint8 ``(B, C, H, W)`` on the device to float in [-1, 1], flipped where ``flips`` ``(B,)`` says."""
+        x = to_unit_range(images)  # (B, C, H, W) in [-1, 1]
+        if flips is not None:
+            x = torch.where(flips[:, None, None, None], x.flip(-1), x)
+        return x
+
+    @abstractmethod
     def iterate(self, epoch: int, start: int = 0) -> Iterator[Batch]:
         """Batches ``start, start + 1, ...`` of ``epoch``."""
-        order, flips = self.epoch_plan(epoch)
-        for b in range(start, len(self)):
-            idx = order[b * self.batch_size : (b + 1) * self.batch_size]
-            x = to_unit_range(self.images[idx])  # (B, C, H, W) in [-1, 1]
-            if flips is not None:
-                x = torch.where(flips[idx, None, None, None], x.flip(-1), x)
-            yield x, self.labels[idx]
 
     def __iter__(self) -> Iterator[Batch]:
         return self.iterate(0)
+
+
+class DeviceLoader(Loader):
+    """Batches from an :class:`ImageDataset` held, whole, on ``device``.
+
+    Takes the arguments of :class:`Loader`; the uint8 images are copied to ``device`` once here.
+    """
+
+    def __init__(self, dataset: ImageDataset, batch_size: int, **options: Any) -> None:
+        check(isinstance(dataset, ImageDataset), f"data of type {type(dataset).__name__}: DeviceLoader expects an ImageDataset")
+        super().__init__(dataset, batch_size, **options)
+        self.images = dataset.images.to(self.device)  # (N, C, H, W) uint8, once
+        self.labels = dataset.labels.to(self.device)  # (N,)
+
+    def iterate(self, epoch: int, start: int = 0) -> Iterator[Batch]:
+        order, flips = self.epoch_plan(epoch)
+        order = order.to(self.device)
+        flips = flips.to(self.device) if flips is not None else None
+        for b in range(start, len(self)):
+            at = slice(b * self.batch_size, (b + 1) * self.batch_size)
+            idx = order[at]  # (B,)
+            yield self.finish(self.images[idx], flips[at] if flips is not None else None), self.labels[idx]
+
+
+class FileLoader(Loader):
+    """Batches from :class:`ImageFiles`, decoded by ``DataLoader`` workers into pinned memory.
+
+    Takes the arguments of :class:`Loader`, and:
+
+    Args:
+        num_workers: decoding processes (default: one per core, at most 8); 0 decodes in this process.
+        pin_memory: page-locked batches for fast, asynchronous copies (default: on for CUDA).
+    """
+
+    def __init__(self, dataset: ImageFiles, batch_size: int, *, num_workers: int | None = None, pin_memory: bool | None = None, **options: Any) -> None:
+        check(isinstance(dataset, ImageFiles), f"data of type {type(dataset).__name__}: FileLoader expects ImageFiles")
+        super().__init__(dataset, batch_size, **options)
+        self.num_workers = default_num_workers() if num_workers is None else num_workers
+        check(isinstance(self.num_workers, int) and self.num_workers >= 0, f"num_workers={num_workers!r}: expected an int >= 0")
+        self.pin_memory = self.device.type == "cuda" if pin_memory is None else pin_memory
+
+    def iterate(self, epoch: int, start: int = 0) -> Iterator[Batch]:
+        order, flips = self.epoch_plan(epoch)
+        stop = min(len(self) * self.batch_size, len(order))
+        indices = order[start * self.batch_size : stop].tolist()
+        at = start * self.batch_size
+        batches = worker_batches(self.dataset, indices, self.batch_size, num_workers=self.num_workers, pin_memory=self.pin_memory)
+        for images, labels in batches:
+            n = len(images)
+            x = images.to(self.device, non_blocking=True)  # (B, C, H, W) uint8
+            f = flips[at : at + n].to(self.device) if flips is not None else None
+            at += n
+            yield self.finish(x, f), labels.to(self.device, non_blocking=True)
+
+
+def worker_batches(
+    files: ImageFiles, indices: Sequence[int], batch_size: int, *, num_workers: int, pin_memory: bool = False
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Decode ``files[indices]`` in that order, ``batch_size`` at a time, in ``num_workers`` processes.
+
+    Yields uint8 images ``(B, C, H, W)`` and int64 labels ``(B,)``. A bad file stops it with the
+    one-line error the worker raised (not the worker's traceback).
+    """
+    loader = torch.utils.data.DataLoader(
+        files,  # type: ignore[arg-type]
+        batch_size=batch_size,
+        sampler=indices,  # the order is fixed by the caller: deterministic, resumable
+        num_workers=num_workers,
+        pin_memory=pin_memory,
+        prefetch_factor=4 if num_workers else None,
+    )
+    try:
+        yield from loader
+    except GanEduError as e:
+        # The DataLoader re-raises a worker's error with its traceback in the message: keep the last line.
+        last = str(e).strip().splitlines()[-1]
+        raise GanEduError(last.split("GanEduError: ", 1)[-1]) from None
+
+
+def make_loader(dataset: ImageSet, batch_size: int, **options: Any) -> Loader:
+    """The right loader for ``dataset``: :class:`DeviceLoader` in memory, :class:`FileLoader` on disk.
+
+    >>> from gan_edu.data import load_dataset
+    >>> type(make_loader(load_dataset("shapes", n=20), 10)).__name__
+    'DeviceLoader'
+    """
+    if isinstance(dataset, ImageDataset):
+        return DeviceLoader(dataset, batch_size, **options)
+    if isinstance(dataset, ImageFiles):
+        return FileLoader(dataset, batch_size, **options)
+    raise GanEduError(f"training data of type {type(dataset).__name__}: expected an ImageDataset, ImageFiles or a Loader")

@@ -1,7 +1,7 @@
 """Training a classifier with the same loop, checkpoints and history as the GAN trainer.
 
-One step: augment the batch on the device (random crop after zero padding, random horizontal
-flip), minimise the cross entropy, with SGD + Nesterov momentum (or AdamW) and a cosine learning-rate
+One step: augment the batch on the device (random crop after zero padding; the loader makes the
+random horizontal flips when ``flip`` is set), minimise the cross entropy, with SGD + Nesterov momentum (or AdamW) and a cosine learning-rate
 schedule computed from the step number (so resuming restores it exactly).
 """
 
@@ -125,9 +125,6 @@ class ClassifierTrainer(Trainer):
         images, labels = batch
         if self.config.crop_padding:
             images = random_crop(images, self.config.crop_padding, self.augment_rng)
-        if self.config.flip:
-            flip = torch.rand(images.shape[0], generator=self.augment_rng, device=self.augment_rng.device).to(images.device) < 0.5
-            images = torch.where(flip[:, None, None, None], images.flip(-1), images)
         images = self.prepare_batch(images)
         for group in self.opt.param_groups:
             group["lr"] = self.learning_rate(self.step)

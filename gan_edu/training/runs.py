@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from ..data.datasets import ImageDataset, load_dataset
+from ..data.datasets import ImageSet, load_dataset
 from ..errors import GanEduError, check
 from ..losses import GANLoss, get_loss
 from ..models import build_gan
@@ -49,7 +49,7 @@ def prepare_out_dir(out_dir: str | Path, *, overwrite: bool = False) -> Path:
 
 def new_gan_run(
     model: str,
-    dataset: ImageDataset,
+    dataset: ImageSet,
     *,
     loss: GANLoss | str = "non-saturating",
     config: GANTrainerConfig | None = None,
@@ -80,7 +80,7 @@ def read_run_config(run_dir: str | Path) -> dict[str, Any]:
         raise GanEduError(f"{path}: corrupt run config ({e})") from None
 
 
-def resume_gan_run(run_dir: str | Path, **overrides: Any) -> tuple[GANTrainer, ImageDataset]:
+def resume_gan_run(run_dir: str | Path, **overrides: Any) -> tuple[GANTrainer, ImageSet]:
     """Rebuild a GAN run from its folder and load its last checkpoint.
 
     Args:

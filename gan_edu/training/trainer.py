@@ -33,8 +33,8 @@ import torch
 from torch import nn
 
 from .. import __version__
-from ..data.datasets import ImageDataset
-from ..data.loader import Batch, DeviceLoader
+from ..data.images import ImageSet
+from ..data.loader import Batch, Loader, make_loader
 from ..errors import GanEduError, check
 from ..io import atomic_open, atomic_write_json
 from ..models.base import load_state_dict_checked
@@ -68,6 +68,7 @@ class TrainerConfig:
     checkpoint_every: int | None = None  # steps between extra checkpoints; one is always written per epoch
     progress: bool = True  # tqdm progress bar on stderr
     flip: bool = False  # random horizontal flips (not for digits or text-like data)
+    balanced: bool = False  # draw every class equally often (with replacement): for unbalanced data
     # -- speed switches: safe defaults; see docs/performance.md for what each one buys ----------
     precision: str = "fp32"  # "fp32", "bf16" or "fp16": autocast of the forward passes; fp16 needs CUDA (GradScaler)
     channels_last: bool = False  # NHWC layout of weights and batches: faster convolutions on tensor-core GPUs
@@ -214,15 +215,16 @@ class Trainer(ABC):
     def load_extra_state(self, state: dict[str, Any]) -> None:
         """Restore what :meth:`extra_state` returned."""
 
-    def make_loader(self, data: ImageDataset | DeviceLoader) -> DeviceLoader:
-        """The batches of ``data``: a :class:`DeviceLoader` on the training device."""
-        if isinstance(data, DeviceLoader):
+    def make_loader(self, data: ImageSet | Loader) -> Loader:
+        """The batches of ``data`` on the training device: a :class:`~gan_edu.data.DeviceLoader` for
+        sets in memory, a :class:`~gan_edu.data.FileLoader` (DataLoader workers) for sets on disk."""
+        if isinstance(data, Loader):
             return data
-        check(isinstance(data, ImageDataset), f"training data of type {type(data).__name__}: expected an ImageDataset or a DeviceLoader")
-        return DeviceLoader(data, self.config.batch_size, device=self.device, seed=self.config.seed, flip=self.config.flip)
+        cfg = self.config
+        return make_loader(data, cfg.batch_size, device=self.device, seed=cfg.seed, flip=cfg.flip, balanced=cfg.balanced)
 
     # -- the loop -------------------------------------------------------------------------
-    def fit(self, data: ImageDataset | DeviceLoader) -> list[dict[str, Any]]:
+    def fit(self, data: ImageSet | Loader) -> list[dict[str, Any]]:
         """Train until ``config.epochs`` epochs (or ``config.max_steps`` steps) are done.
 
         Continues from ``self.step`` / ``self.epoch``, so calling :meth:`resume` first (or fit
