@@ -50,7 +50,7 @@ def register(sub: Any) -> None:
     s.add_argument("--seed", type=non_negative_int, help="seed of the noise (default: a fresh one)")
     s.add_argument("-o", "--output", type=Path, metavar="PNG", help="grid picture to write")
     s.add_argument("--npz", type=Path, metavar="FILE", help="also write images, labels and z as a .npz")
-    s.add_argument("--nrow", type=positive_int, help="images per grid row (default: number of classes, or 8)")
+    s.add_argument("--nrow", type=positive_int, help="images per grid row (default 8; with balanced labels, one row per class)")
     s.add_argument("--batch-size", type=positive_int, help="images per onnxruntime call (default 256)")
     s.add_argument("--provider", action="append", metavar="NAME", help="onnxruntime provider, e.g. CPUExecutionProvider (repeatable; default CUDA when present, else CPU)")
     s.add_argument("--overwrite", action="store_true", help="replace existing output files")
@@ -98,8 +98,11 @@ def run_sample(args: argparse.Namespace) -> int:
     if args.output is not None:
         from PIL import Image
 
-        nrow = args.nrow or (g.num_classes if g.num_classes and args.labels is None else 8)
-        picture = Image.fromarray(image_grid(g.to_uint8(images), nrow))
+        shown, nrow = g.to_uint8(images), args.nrow or 8
+        if labels is not None and args.labels is None:  # balanced labels: one row per class
+            shown = shown[np.argsort(labels, kind="stable")]
+            nrow = args.nrow or -(-args.n // g.num_classes)
+        picture = Image.fromarray(image_grid(shown, nrow))
         with atomic_open(args.output, "wb") as f:
             picture.save(f, format="PNG")
         print(f"wrote {args.output} ({args.n} images, {nrow} per row, on {g.device})")
