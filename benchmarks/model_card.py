@@ -68,6 +68,7 @@ def main() -> None:
     parser.add_argument("--command", default="", help="the training command, recorded in the card")
     parser.add_argument("--wall-time", type=float, help="training wall time in seconds, recorded in the card")
     parser.add_argument("--machine", default="", help="where it was trained, recorded in the card")
+    parser.add_argument("--note", default="", help="what the samples look like, in words (recorded in the card)")
     parser.add_argument("--per-class", type=int, default=100, help="generated images per class for GAN-test")
     parser.add_argument("--classifier-epochs", type=int, default=3)
     args = parser.parse_args()
@@ -131,6 +132,7 @@ def main() -> None:
                 "classifier_real_test_accuracy: the same CNN on the 2,000 real test images (the ceiling). Made by benchmarks/model_card.py."
             ),
         },
+        "quality_note": args.note,
         "how_to_run": {
             "gan-edu": f"gan-edu sample exported/{args.onnx.name} -n 80 --seed 0 -o grid.png",
             "python": f"from gan_edu.export import OnnxGenerator; images = OnnxGenerator('exported/{args.onnx.name}').sample(16, labels=[3] * 16, seed=0)",

@@ -34,7 +34,13 @@ import numpy as np
 from gan_edu.export.runtime import OnnxGenerator
 
 def peak_mb():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+    # VmHWM: the peak RSS of this process's own memory. ru_maxrss would also count the parent's
+    # RSS at the fork (Linux keeps it across exec), i.e. the benchmark's torch process.
+    try:
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("VmHWM")) / 1024  # KiB
+    except OSError:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 g = OnnxGenerator(sys.argv[1], providers=sys.argv[4].split(","))
 n, batch = int(sys.argv[2]), int(sys.argv[3])
