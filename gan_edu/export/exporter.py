@@ -250,10 +250,12 @@ def _export_dynamo(module: nn.Module, example: tuple[torch.Tensor, ...], names: 
     if dynamic_batch:
         batch = torch.export.Dim("N")
         shapes = {name: {0: batch} for name in names}
-    program = torch.onnx.export(
-        module, example, input_names=names, output_names=[IMAGES_OUTPUT], dynamic_shapes=shapes,
-        opset_version=opset, dynamo=True, verbose=False,
-    )
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*axis name.*will not be used", category=UserWarning)  # z and labels share N
+        program = torch.onnx.export(
+            module, example, input_names=names, output_names=[IMAGES_OUTPUT], dynamic_shapes=shapes,
+            opset_version=opset, dynamo=True, verbose=False,
+        )
     return program.model_proto
 
 
