@@ -1,0 +1,118 @@
+"""``gan-edu export`` and ``gan-edu sample``: a run folder to an ONNX file, an ONNX file to images.
+
+``gan-edu export RUN_DIR -o exported/NAME.onnx [--uint8]`` writes a checked graph (see
+:mod:`gan_edu.export.exporter`); ``gan-edu sample MODEL.onnx -n 64 [--labels 0,1,...] [--seed S]
+-o grid.png [--npz FILE]`` draws images with onnxruntime alone. Neither overwrites an existing
+file without ``--overwrite``, and every file is written atomically (never half a file).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+from pathlib import Path
+from typing import Any
+
+from ..errors import GanEduError, check
+from .train import non_negative_int, positive_int
+
+
+def labels_list(text: str) -> list[int]:
+    """``"0,1,2"`` to ``[0, 1, 2]`` (range checks happen against the model's classes)."""
+    try:
+        values = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of ints; expected e.g. 0,1,2") from None
+    return values
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser(
+        "export", help="export a run's generator to ONNX",
+        description="Export the generator of a run folder (or a save_pretrained folder) to a checked ONNX file.",
+    )
+    p.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="run folder (with generator/ and config.json)")
+    p.add_argument("-o", "--output", type=Path, required=True, metavar="FILE", help="the .onnx file to write (a bank: its .json manifest)")
+    p.add_argument("--uint8", action="store_true", help="output ready-to-show (N, H, W, C) uint8 images instead of (N, C, H, W) floats in [-1, 1]")
+    p.add_argument("--opset", type=positive_int, help="ONNX opset (default: the exporter's)")
+    p.add_argument("--static-batch", action="store_true", help="fixed batch of 1 instead of a dynamic batch axis")
+    p.add_argument("--dynamo", action="store_true", help="use torch's dynamo-based exporter (default: TorchScript; see docs/onnx.md)")
+    p.add_argument("--overwrite", action="store_true", help="replace FILE if it exists")
+    p.set_defaults(func=run_export)
+
+    s = sub.add_parser(
+        "sample", help="sample images from an exported ONNX generator",
+        description="Draw images from an exported generator with onnxruntime (no torch needed) and save a grid.",
+    )
+    s.add_argument("model", type=Path, metavar="MODEL", help="an exported .onnx (or a bank's .json manifest)")
+    s.add_argument("-n", type=positive_int, default=64, help="number of images (default 64)")
+    s.add_argument("--labels", type=labels_list, help="comma-separated labels: one per image, or one for all (default balanced)")
+    s.add_argument("--seed", type=non_negative_int, help="seed of the noise (default: a fresh one)")
+    s.add_argument("-o", "--output", type=Path, metavar="PNG", help="grid picture to write")
+    s.add_argument("--npz", type=Path, metavar="FILE", help="also write images, labels and z as a .npz")
+    s.add_argument("--nrow", type=positive_int, help="images per grid row (default 8; with balanced labels, one row per class)")
+    s.add_argument("--batch-size", type=positive_int, help="images per onnxruntime call (default 256)")
+    s.add_argument("--provider", action="append", metavar="NAME", help="onnxruntime provider, e.g. CPUExecutionProvider (repeatable; default CUDA when present, else CPU)")
+    s.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    s.set_defaults(func=run_sample)
+
+
+def refuse_existing(path: Path, overwrite: bool, flag: str) -> None:
+    check(overwrite or not path.exists(), f"{flag} {path}: file exists; use --overwrite to replace it")
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from ..export.exporter import export_generator
+
+    refuse_existing(args.output, args.overwrite, "-o")
+    path = export_generator(
+        args.run_dir, args.output, opset=args.opset, dynamic_batch=not args.static_batch,
+        output="uint8" if args.uint8 else "float", dynamo=args.dynamo,
+    )
+    size = path.stat().st_size
+    print(f"exported {args.run_dir} -> {path} ({size / 1e6:.2f} MB, checked: onnx.checker and parity with PyTorch)")
+    return 0
+
+
+def run_sample(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from ..export.runtime import OnnxGenerator, image_grid
+    from ..io import atomic_open
+
+    if args.output is None and args.npz is None:
+        raise GanEduError("nothing to write: expected -o PNG and/or --npz FILE")
+    for path, flag in ((args.output, "-o"), (args.npz, "--npz")):
+        if path is not None:
+            refuse_existing(path, args.overwrite, flag)
+    g = OnnxGenerator(args.model, providers=args.provider, **({"batch_size": args.batch_size} if args.batch_size else {}))
+    labels = args.labels
+    if labels is not None:
+        check(g.num_classes is not None, f"--labels given for the unconditional {args.model}: expected no --labels")
+        if len(labels) == 1:
+            labels = labels * args.n
+        check(len(labels) == args.n, f"--labels has {len(labels)} values: expected 1 or -n ({args.n})")
+    labels = g.check_labels(labels, args.n)
+    z = g.latent(args.n, seed=args.seed)
+    images = g.generate(z, labels)
+    if args.output is not None:
+        from PIL import Image
+
+        shown, nrow = g.to_uint8(images), args.nrow or 8
+        if labels is not None and args.labels is None:  # balanced labels: one row per class
+            shown = shown[np.argsort(labels, kind="stable")]
+            nrow = args.nrow or -(-args.n // g.num_classes)
+        picture = Image.fromarray(image_grid(shown, nrow))
+        with atomic_open(args.output, "wb") as f:
+            picture.save(f, format="PNG")
+        print(f"wrote {args.output} ({args.n} images, {nrow} per row, on {g.device})")
+    if args.npz is not None:
+        buffer = io.BytesIO()
+        arrays = {"images": images, "z": z}
+        if labels is not None:
+            arrays["labels"] = labels
+        np.savez_compressed(buffer, **arrays)
+        with atomic_open(args.npz, "wb") as f:
+            f.write(buffer.getvalue())
+        print(f"wrote {args.npz} ({', '.join(f'{k} {v.shape}' for k, v in arrays.items())})")
+    return 0
