@@ -327,7 +327,7 @@ def check_square_side(config: GANConfig, model: str, sides: tuple[int, ...] | No
     _, h, w = config.image_shape
     check(h == w, f"image_shape={config.image_shape}: {model} expects square images (H == W)")
     if sides is not None:
-        check(h in sides, f"image size {h}: {model} makes sides {', '.join(map(str, sides))}")
+        check(h in sides, f"image size {h}: {model} makes sides {', '.join(map(str, sorted(sides)))}")
     else:
         examples = [s for s in (28, 32, 64) if s % multiple == 0 and s >= minimum]
         check(
