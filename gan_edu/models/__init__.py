@@ -1,7 +1,12 @@
 """Models: the Generator / Discriminator contracts and the registry of concrete GANs.
 
 ``MODELS`` is an explicit dict from a name (as used by ``gan-edu train --model``) to a
-:class:`ModelSpec`; :func:`build_gan` makes a generator and discriminator pair from it.
+:class:`ModelSpec`; :func:`build_gan` makes a generator and discriminator pair from it. It holds
+Radford et al.'s DCGAN (``dcgan``), its conditional version (``cdcgan``) and every model of the
+reference projects (``ref000-dcgan`` ... ``ref004-celeba``), each in its own file whose docstring
+says where it comes from and how it differs from Radford et al. Every model's widths are the
+options ``g_channels`` and ``d_channels``. ``gan-edu models`` lists them; ``docs/models.md``
+tabulates them (a test keeps the two in step).
 """
 
 from __future__ import annotations
@@ -144,6 +149,24 @@ __all__ = [
     "DCGANConfig",
     "DCGANDiscriminator",
     "DCGANGenerator",
+    "Ref000Config",
+    "Ref000Discriminator",
+    "Ref000Generator",
+    "Ref001ConvConfig",
+    "Ref001ConvDiscriminator",
+    "Ref001ConvGenerator",
+    "Ref001LinConfig",
+    "Ref001LinDiscriminator",
+    "Ref001LinGenerator",
+    "Ref002Config",
+    "Ref002Discriminator",
+    "Ref002Generator",
+    "Ref003Config",
+    "Ref003Discriminator",
+    "Ref003Generator",
+    "Ref004Config",
+    "Ref004Discriminator",
+    "Ref004Generator",
     "Discriminator",
     "GANConfig",
     "Generator",

@@ -6,6 +6,9 @@ gan-edu (sampling by label, export, the synthetic-data stage) treats the bank ex
 conditional :class:`~gan_edu.models.base.Generator`: ``forward(z, labels)`` routes each row of
 ``z`` to the generator of its label.
 
+Training a bank (one run folder per class, a ``bank.json`` manifest, resumable) is
+:mod:`gan_edu.training.bank`, behind ``gan-edu train --per-class``.
+
 Saved with ``save_pretrained`` like any generator: its ``config.json`` names the members' class
 and config, its ``model.safetensors`` holds every member's weights (``members.K.*``).
 """
