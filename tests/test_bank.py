@@ -74,3 +74,18 @@ def test_bank_errors_are_one_line(tiny_shapes, tmp_path, capsys):
     assert not (tmp_path / "b2").exists()  # nothing written before the checks
     with pytest.raises(GanEduError, match="not a gan-edu bank folder"):
         resume_bank(tmp_path / "nothing")
+
+
+def test_an_exported_bank_keeps_every_member():
+    """Exported (as ONNX export does), a bank routes labels its example input never had."""
+    from gan_edu.models import build_gan
+
+    torch.manual_seed(0)
+    members = [build_gan("ref003-keras", image_shape=(1, 28, 28), g_channels=4)[0].eval() for _ in range(3)]
+    bank = GeneratorBank.from_members(members).eval()
+    z = torch.randn(2, 100)
+    with torch.no_grad():
+        exported = torch.export.export(bank, (z, torch.tensor([0, 0]))).module()
+        labels = torch.tensor([1, 2])
+        assert torch.allclose(exported(z, labels), bank(z, labels), atol=1e-6)
+        assert torch.allclose(bank(z, labels)[1], members[2](z[1:])[0], atol=1e-6)

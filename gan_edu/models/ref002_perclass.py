@@ -106,7 +106,7 @@ class Ref002Generator(Generator):
         self.apply(keras_init)
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        h = self.project(z).view(z.shape[0], -1, self.base, self.base)  # (N, 2ngf, b, b)
+        h = self.project(z).view(-1, 2 * self.config.g_channels, self.base, self.base)  # (N, 2ngf, b, b)
         return self.main(h)  # (N, C, H, W)
 
 

@@ -107,7 +107,7 @@ class Ref003Generator(Generator):
         self.apply(keras_init)
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        h = self.project(z).view(z.shape[0], -1, self.base, self.base)  # (N, 4ngf, b, b)
+        h = self.project(z).view(-1, 4 * self.config.g_channels, self.base, self.base)  # (N, 4ngf, b, b)
         return self.main(h)  # (N, C, H, W)
 
 

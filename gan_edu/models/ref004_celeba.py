@@ -102,7 +102,7 @@ class Ref004Generator(Generator):
         self.apply(dcgan_init)
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        h = self.project(z).view(z.shape[0], -1, self.base, self.base)  # (N, 8ngf, b, b)
+        h = self.project(z).view(-1, 8 * self.config.g_channels, self.base, self.base)  # (N, 8ngf, b, b)
         return self.main(h)  # (N, C, H, W)
 
 
