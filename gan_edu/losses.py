@@ -14,9 +14,21 @@ losses below share it. They differ in the generator's objective:
 * non-saturating: G minimises ``-log D(G(z))``, same fixed point, strong gradients exactly when
   G is losing. The paper recommends it and DCGAN uses it.
 
+Beyond these two (see ``docs/losses.md`` for when to use which):
+
+* hinge (Lim & Ye 2017; Miyato et al. 2018): D minimises ``relu(1 - l_real) + relu(1 + l_fake)``,
+  G minimises ``-l_fake``;
+* Wasserstein with gradient penalty (Gulrajani et al. 2017): D (the critic) minimises
+  ``l_fake - l_real + lambda (||grad D(x_hat)|| - 1)^2``, G minimises ``-l_fake``, with 5 critic
+  steps per generator step;
+* least squares (Mao et al. 2017): D minimises ``(l_real - 1)^2 / 2 + l_fake^2 / 2``, G minimises
+  ``(l_fake - 1)^2 / 2``;
+* and, with any of them, the R1 penalty (Mescheder et al. 2018): ``gamma / 2 ||grad D(x)||^2`` on
+  real images, the ``r1`` option of every loss.
+
 A loss never touches an optimizer. To make a new loss, subclass :class:`GANLoss` and implement
 ``discriminator_loss`` and ``generator_loss``; override ``penalty`` for a regulariser that needs
-the discriminator itself (gradient penalties).
+the discriminator itself (gradient penalties), adding ``super().penalty(...)`` to keep R1.
 """
 
 from __future__ import annotations
@@ -28,7 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .errors import GanEduError
+from .errors import GanEduError, check
 
 REAL_LABEL = 1.0  # the target for real images in the BCE view of the discriminator
 FAKE_LABEL = 0.0  # the target for generated images
@@ -63,15 +75,105 @@ def nonsaturating_generator_loss(fake_logits: torch.Tensor) -> torch.Tensor:
     return F.softplus(-fake_logits).mean()
 
 
+def hinge_discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+    """Hinge D loss: ``mean(relu(1 - l_real)) + mean(relu(1 + l_fake))``.
+
+    D is only pushed until real logits reach +1 and fake ones -1; beyond that margin it stops.
+
+    >>> float(hinge_discriminator_loss(torch.tensor([2.0, 0.5]), torch.tensor([-3.0, 0.0])))  # (0 + 0.5)/2 + (0 + 1)/2
+    0.75
+    """
+    return F.relu(1.0 - real_logits).mean() + F.relu(1.0 + fake_logits).mean()
+
+
+def wasserstein_generator_loss(fake_logits: torch.Tensor) -> torch.Tensor:
+    """``-mean(l_fake)``: G raises the critic's score of its images (hinge and WGAN share it)."""
+    return -fake_logits.mean()
+
+
+def wasserstein_discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+    """Critic loss: ``mean(l_fake) - mean(l_real)``, minus an estimate of the Wasserstein-1 distance.
+
+    The estimate is only meaningful while the critic is (close to) 1-Lipschitz, which the gradient
+    penalty enforces.
+    """
+    return fake_logits.mean() - real_logits.mean()
+
+
+def least_squares_discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+    """LSGAN D loss with targets b = 1 (real), a = 0 (fake): ``mean((l_real - 1)^2) / 2 + mean(l_fake^2) / 2``."""
+    return 0.5 * ((real_logits - REAL_LABEL) ** 2).mean() + 0.5 * ((fake_logits - FAKE_LABEL) ** 2).mean()
+
+
+def least_squares_generator_loss(fake_logits: torch.Tensor) -> torch.Tensor:
+    """LSGAN G loss with target c = 1: ``mean((l_fake - 1)^2) / 2``."""
+    return 0.5 * ((fake_logits - REAL_LABEL) ** 2).mean()
+
+
+def gradient_penalty(
+    discriminator: nn.Module,
+    real: torch.Tensor,
+    fake: torch.Tensor,
+    labels: torch.Tensor | None = None,
+    *,
+    eps: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """WGAN-GP's penalty, without its weight: ``mean_i (||grad_x D(x_hat_i)||_2 - 1)^2``.
+
+    ``x_hat = eps * real + (1 - eps) * fake`` with one ``eps ~ U[0, 1]`` per image: the critic's
+    gradient norm is pulled to 1 on the lines between real and fake images.
+
+    Args:
+        discriminator: D, called as ``discriminator(x_hat, labels)``.
+        real, fake: ``(N, C, H, W)`` images (fake detached or not: only ``x_hat`` is differentiated).
+        labels: ``(N,)`` labels for a conditional D.
+        eps: ``(N,)`` mixing weights; default drawn with torch's global generator, which the
+            trainer's checkpoints save, so a resumed run draws the same.
+
+    Returns:
+        A scalar with a graph to D's weights (``create_graph=True``).
+    """
+    if eps is None:
+        eps = torch.rand(real.shape[0], device=real.device, dtype=real.dtype)  # (N,)
+    e = eps.view(-1, 1, 1, 1)  # (N, 1, 1, 1)
+    x_hat = (e * real.detach() + (1 - e) * fake.detach()).requires_grad_(True)  # (N, C, H, W)
+    scores = discriminator(x_hat, labels)  # (N,)
+    (grad,) = torch.autograd.grad(scores.sum(), x_hat, create_graph=True)  # (N, C, H, W): per-image gradients
+    return ((grad.flatten(1).norm(2, dim=1) - 1) ** 2).mean()
+
+
+def r1_penalty(discriminator: nn.Module, real: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+    """R1, without its weight: ``mean_i ||grad_x D(x_i)||_2^2`` on real images (Mescheder et al. 2018).
+
+    Multiply by ``gamma / 2``. It penalises the discriminator for a steep slope at the data, which
+    keeps GAN training near the equilibrium from oscillating.
+
+    Returns:
+        A scalar with a graph to D's weights (``create_graph=True``).
+    """
+    x = real.detach().requires_grad_(True)  # (N, C, H, W)
+    logits = discriminator(x, labels)  # (N,)
+    (grad,) = torch.autograd.grad(logits.sum(), x, create_graph=True)  # (N, C, H, W)
+    return grad.flatten(1).pow(2).sum(dim=1).mean()
+
+
 class GANLoss(ABC):
     """A discriminator loss and a generator loss that belong together.
 
     Class attributes say how the trainer should use the loss: ``d_steps`` is the recommended
     number of discriminator updates per generator update (5 for WGAN-GP, 1 otherwise).
+
+    Args:
+        r1: weight ``gamma`` of the R1 penalty ``gamma / 2 * ||grad D(x)||^2`` on real images;
+            0 (default) turns it off. Any loss takes it.
     """
 
     name: ClassVar[str] = "abstract"
     d_steps: ClassVar[int] = 1
+
+    def __init__(self, *, r1: float = 0.0) -> None:
+        check(isinstance(r1, (int, float)) and r1 >= 0, f"r1={r1!r}: expected a penalty weight >= 0")
+        self.r1 = float(r1)
 
     @abstractmethod
     def discriminator_loss(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
@@ -88,12 +190,20 @@ class GANLoss(ABC):
         fake: torch.Tensor,
         labels: torch.Tensor | None,
     ) -> torch.Tensor | None:
-        """An extra discriminator term that needs D itself (a gradient penalty); None by default."""
-        return None
+        """An extra discriminator term that needs D itself: here R1 when ``r1 > 0``, else None.
+
+        Subclasses with their own penalty add ``super().penalty(...)`` to keep R1.
+        """
+        if not self.r1:
+            return None
+        return 0.5 * self.r1 * r1_penalty(discriminator, real, labels)
 
     def options(self) -> dict[str, Any]:
-        """The constructor arguments, recorded in a run's config.json to rebuild the loss."""
-        return {}
+        """The constructor arguments, recorded in a run's config.json to rebuild the loss.
+
+        Defaults are left out, so ``get_loss(name, **loss.options())`` rebuilds the same loss.
+        """
+        return {"r1": self.r1} if self.r1 else {}
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.options().items())
@@ -121,10 +231,80 @@ class NonSaturatingLoss(MinimaxLoss):
         return nonsaturating_generator_loss(fake_logits)
 
 
+class HingeLoss(GANLoss):
+    """Hinge loss (Lim & Ye 2017; Miyato et al. 2018).
+
+    D minimises ``mean(relu(1 - l_real)) + mean(relu(1 + l_fake))``; G minimises ``-mean(l_fake)``.
+    """
+
+    name = "hinge"
+
+    def discriminator_loss(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+        return hinge_discriminator_loss(real_logits, fake_logits)
+
+    def generator_loss(self, fake_logits: torch.Tensor) -> torch.Tensor:
+        return wasserstein_generator_loss(fake_logits)
+
+
+class WGANGPLoss(GANLoss):
+    """Wasserstein loss with gradient penalty (Gulrajani et al. 2017), 5 critic steps per G step.
+
+    D (a critic, its logit a score) minimises ``mean(l_fake) - mean(l_real) +
+    gp_weight * mean((||grad_x D(x_hat)|| - 1)^2)``; G minimises ``-mean(l_fake)``.
+
+    Args:
+        gp_weight: the penalty weight lambda; 10 as in the paper.
+        r1: optional R1 penalty weight, added on top.
+    """
+
+    name = "wgan-gp"
+    d_steps = 5  # the paper's n_critic
+
+    def __init__(self, gp_weight: float = 10.0, *, r1: float = 0.0) -> None:
+        super().__init__(r1=r1)
+        check(isinstance(gp_weight, (int, float)) and gp_weight > 0, f"gp_weight={gp_weight!r}: expected a positive weight")
+        self.gp_weight = float(gp_weight)
+
+    def discriminator_loss(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+        return wasserstein_discriminator_loss(real_logits, fake_logits)
+
+    def generator_loss(self, fake_logits: torch.Tensor) -> torch.Tensor:
+        return wasserstein_generator_loss(fake_logits)
+
+    def penalty(
+        self, discriminator: nn.Module, real: torch.Tensor, fake: torch.Tensor, labels: torch.Tensor | None
+    ) -> torch.Tensor | None:
+        gp = self.gp_weight * gradient_penalty(discriminator, real, fake, labels)
+        r1 = super().penalty(discriminator, real, fake, labels)
+        return gp if r1 is None else gp + r1
+
+    def options(self) -> dict[str, Any]:
+        return {**({"gp_weight": self.gp_weight} if self.gp_weight != 10.0 else {}), **super().options()}
+
+
+class LeastSquaresLoss(GANLoss):
+    """Least squares (Mao et al. 2017, targets a = 0, b = c = 1).
+
+    D minimises ``mean((l_real - 1)^2) / 2 + mean(l_fake^2) / 2``; G minimises
+    ``mean((l_fake - 1)^2) / 2``. The logit is D's raw output, no sigmoid.
+    """
+
+    name = "least-squares"
+
+    def discriminator_loss(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+        return least_squares_discriminator_loss(real_logits, fake_logits)
+
+    def generator_loss(self, fake_logits: torch.Tensor) -> torch.Tensor:
+        return least_squares_generator_loss(fake_logits)
+
+
 #: Losses by the name ``--loss`` takes.
 LOSSES: dict[str, type[GANLoss]] = {
     MinimaxLoss.name: MinimaxLoss,
     NonSaturatingLoss.name: NonSaturatingLoss,
+    HingeLoss.name: HingeLoss,
+    WGANGPLoss.name: WGANGPLoss,
+    LeastSquaresLoss.name: LeastSquaresLoss,
 }
 
 
@@ -133,7 +313,12 @@ def get_loss(name: str, **options: Any) -> GANLoss:
 
     >>> get_loss("non-saturating")
     NonSaturatingLoss()
+    >>> get_loss("wgan-gp", r1=1.0)
+    WGANGPLoss(r1=1.0)
     """
     if name not in LOSSES:
         raise GanEduError(f"loss {name!r}: expected one of {', '.join(LOSSES)}")
-    return LOSSES[name](**options)
+    try:
+        return LOSSES[name](**options)
+    except TypeError:
+        raise GanEduError(f"loss {name!r} options {sorted(options)}: not options of {LOSSES[name].__name__}") from None

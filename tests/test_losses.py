@@ -94,3 +94,185 @@ def test_registry():
     assert isinstance(get_loss("minimax"), MinimaxLoss)
     with pytest.raises(GanEduError, match="loss 'hinge-ish'"):
         get_loss("hinge-ish")
+
+
+# -- hinge, Wasserstein, least squares: values by hand -----------------------------------------
+def test_hinge_by_hand():
+    from gan_edu.losses import HingeLoss
+
+    # D: mean(max(0, 1 - r)) + mean(max(0, 1 + f)); G: -mean(f)
+    d_expected = sum(max(0.0, 1 - r) for r in REAL) / 3 + sum(max(0.0, 1 + f) for f in FAKE) / 3
+    assert d_expected == pytest.approx((1 + 0 + 2.5) / 3 + (0 + 2 + 4) / 3)
+    loss = HingeLoss()
+    assert loss.discriminator_loss(torch.tensor(REAL), torch.tensor(FAKE)).item() == pytest.approx(d_expected, rel=1e-6)
+    assert loss.generator_loss(torch.tensor(FAKE)).item() == pytest.approx(-sum(FAKE) / 3, rel=1e-6)
+
+
+def test_wasserstein_by_hand():
+    from gan_edu.losses import WGANGPLoss
+
+    loss = WGANGPLoss()
+    assert loss.d_steps == 5
+    # critic: mean(f) - mean(r) = 1 - 1/6
+    assert loss.discriminator_loss(torch.tensor(REAL), torch.tensor(FAKE)).item() == pytest.approx(sum(FAKE) / 3 - sum(REAL) / 3, rel=1e-6)
+    assert loss.generator_loss(torch.tensor(FAKE)).item() == pytest.approx(-1.0, rel=1e-6)
+
+
+def test_least_squares_by_hand():
+    from gan_edu.losses import LeastSquaresLoss
+
+    d_expected = 0.5 * sum((r - 1) ** 2 for r in REAL) / 3 + 0.5 * sum(f**2 for f in FAKE) / 3
+    g_expected = 0.5 * sum((f - 1) ** 2 for f in FAKE) / 3
+    assert d_expected == pytest.approx(0.5 * (1 + 1 + 6.25) / 3 + 0.5 * (1 + 1 + 9) / 3)
+    loss = LeastSquaresLoss()
+    assert loss.discriminator_loss(torch.tensor(REAL), torch.tensor(FAKE)).item() == pytest.approx(d_expected, rel=1e-6)
+    assert loss.generator_loss(torch.tensor(FAKE)).item() == pytest.approx(g_expected, rel=1e-6)
+
+
+# -- gradient penalty and R1 against references written here -------------------------------------
+class QuadraticD(torch.nn.Module):
+    """D(x) = a * sum(x^2) / 2: its input gradient is a * x, so every norm is known by hand."""
+
+    def __init__(self, a: float) -> None:
+        super().__init__()
+        self.a = torch.nn.Parameter(torch.tensor(a))
+
+    def forward(self, x, labels=None):
+        return self.a * x.pow(2).flatten(1).sum(1) / 2
+
+
+class SmallCritic(torch.nn.Module):
+    """A conv and a linear layer, no batch norm: per-image gradients are independent."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = torch.nn.Conv2d(3, 4, 3, 2, 1)
+        self.fc = torch.nn.Linear(4 * 4 * 4, 1)
+
+    def forward(self, x, labels=None):
+        return self.fc(torch.nn.functional.leaky_relu(self.conv(x), 0.2).flatten(1)).flatten()
+
+
+def small_critic():
+    return SmallCritic()
+
+
+def weight_grads(value, module):
+    """d value / d weights, zeros for weights it does not depend on (the last bias)."""
+    grads = torch.autograd.grad(value, list(module.parameters()), allow_unused=True)
+    return [torch.zeros_like(p) if g is None else g for g, p in zip(grads, module.parameters())]
+
+
+def test_gradient_penalty_by_hand_on_a_quadratic_critic():
+    from gan_edu.losses import gradient_penalty
+
+    real = torch.ones(2, 1, 2, 2)  # ||x|| = 2
+    fake = torch.zeros(2, 1, 2, 2)
+    eps = torch.tensor([0.25, 1.0])  # x_hat = eps * real: norms 0.5 and 2
+    d = QuadraticD(3.0)  # grad = 3 x_hat: norms 1.5 and 6
+    expected = ((1.5 - 1) ** 2 + (6 - 1) ** 2) / 2
+    gp = gradient_penalty(d, real, fake, eps=eps)
+    assert gp.item() == pytest.approx(expected, rel=1e-6)
+    # and through to D's weight: d/da mean((a ||x_hat|| - 1)^2) = mean(2 (a n - 1) n)
+    (grad_a,) = torch.autograd.grad(gp, d.a)
+    assert grad_a.item() == pytest.approx((2 * (1.5 - 1) * 0.5 + 2 * (6 - 1) * 2) / 2, rel=1e-6)
+
+
+def test_gradient_penalty_matches_a_per_image_autograd_reference():
+    from gan_edu.losses import gradient_penalty
+
+    d = small_critic()
+    g = torch.Generator().manual_seed(1)
+    real, fake = torch.randn(5, 3, 8, 8, generator=g), torch.randn(5, 3, 8, 8, generator=g)
+    eps = torch.rand(5, generator=g)
+    # reference: one image at a time, its own gradient, its own norm
+    terms = []
+    for i in range(5):
+        x = (eps[i] * real[i : i + 1] + (1 - eps[i]) * fake[i : i + 1]).requires_grad_(True)
+        (gx,) = torch.autograd.grad(d(x).sum(), x, create_graph=True)
+        terms.append((gx.pow(2).sum().sqrt() - 1) ** 2)
+    reference = torch.stack(terms).mean()
+    gp = gradient_penalty(d, real, fake, eps=eps)
+    assert gp.item() == pytest.approx(reference.item(), rel=1e-5)
+    for a, b in zip(weight_grads(gp, d), weight_grads(reference, d)):
+        assert torch.allclose(a, b, rtol=1e-4, atol=1e-7)
+
+
+def test_r1_by_hand_and_against_a_per_image_reference():
+    from gan_edu.losses import NonSaturatingLoss, r1_penalty
+
+    real = torch.ones(2, 1, 2, 2)
+    real[1] *= 2  # norms 2 and 4
+    d = QuadraticD(0.5)  # grad = 0.5 x: squared norms 1 and 4
+    assert r1_penalty(d, real).item() == pytest.approx((1 + 4) / 2, rel=1e-6)
+    # the loss option: gamma / 2 * that
+    loss = NonSaturatingLoss(r1=3.0)
+    assert loss.penalty(d, real, real * 0, None).item() == pytest.approx(1.5 * 2.5, rel=1e-6)
+    assert NonSaturatingLoss().penalty(d, real, real, None) is None
+
+    critic = small_critic()
+    x = torch.randn(4, 3, 8, 8, generator=torch.Generator().manual_seed(2))
+    terms = []
+    for i in range(4):
+        xi = x[i : i + 1].clone().requires_grad_(True)
+        (gx,) = torch.autograd.grad(critic(xi).sum(), xi, create_graph=True)
+        terms.append(gx.pow(2).sum())
+    reference = torch.stack(terms).mean()
+    r1 = r1_penalty(critic, x)
+    assert r1.item() == pytest.approx(reference.item(), rel=1e-5)
+    for a, b in zip(weight_grads(r1, critic), weight_grads(reference, critic)):
+        assert torch.allclose(a, b, rtol=1e-4, atol=1e-7)
+
+
+def test_wgan_gp_penalty_adds_gp_and_r1():
+    from gan_edu.losses import WGANGPLoss, gradient_penalty, r1_penalty
+
+    d = small_critic()
+    g = torch.Generator().manual_seed(3)
+    real, fake = torch.randn(3, 3, 8, 8, generator=g), torch.randn(3, 3, 8, 8, generator=g)
+    torch.manual_seed(9)
+    plain = WGANGPLoss(gp_weight=4.0).penalty(d, real, fake, None)
+    torch.manual_seed(9)
+    eps = torch.rand(3)  # the draw the loss made
+    assert plain.item() == pytest.approx(4.0 * gradient_penalty(d, real, fake, eps=eps).item(), rel=1e-5)
+    torch.manual_seed(9)
+    both = WGANGPLoss(gp_weight=4.0, r1=2.0).penalty(d, real, fake, None)
+    assert both.item() == pytest.approx(plain.item() + r1_penalty(d, real).item(), rel=1e-5)
+
+
+@pytest.mark.parametrize("name", ["minimax", "non-saturating", "hinge", "wgan-gp", "least-squares"])
+def test_every_loss_rebuilds_from_its_name_and_options(name):
+    for options in ({}, {"r1": 0.5}):
+        loss = get_loss(name, **options)
+        assert loss.name == name and loss.r1 == options.get("r1", 0.0)
+        again = get_loss(loss.name, **loss.options())
+        assert type(again) is type(loss) and again.options() == loss.options()
+    assert get_loss("wgan-gp", gp_weight=5.0).options() == {"gp_weight": 5.0}
+    with pytest.raises(GanEduError, match="r1=-1"):
+        get_loss(name, r1=-1)
+    with pytest.raises(GanEduError, match="not options of"):
+        get_loss(name, margin=2)
+
+
+def test_wgan_gp_training_resumes_exactly(tiny_shapes, tmp_path):
+    """The penalty's random mixing weights come from torch's RNG, which checkpoints restore."""
+    from gan_edu.training import GANTrainerConfig
+    from gan_edu.training.runs import new_gan_run, resume_gan_run
+
+    def cfg(**kw):
+        return GANTrainerConfig(**{"epochs": 1, "batch_size": 16, "progress": False, "seed": 2, "d_steps": 2, **kw})
+
+    tiny = {"g_channels": 4, "d_channels": 4}
+    straight = new_gan_run("dcgan", tiny_shapes, loss=get_loss("wgan-gp", r1=1.0), config=cfg(), out_dir=tmp_path / "a", **tiny)
+    straight.fit(tiny_shapes)
+    first = new_gan_run("dcgan", tiny_shapes, loss=get_loss("wgan-gp", r1=1.0), config=cfg(max_steps=1), out_dir=tmp_path / "b", **tiny)
+    first.fit(tiny_shapes)
+    torch.manual_seed(77)
+    resumed, data = resume_gan_run(tmp_path / "b", max_steps=None)
+    assert resumed.loss.options() == {"r1": 1.0} and resumed.d_steps == 2 and resumed.step == 1
+    resumed.fit(data)
+    for name, module in straight.modules().items():
+        for k, v in module.state_dict().items():
+            assert torch.equal(v, resumed.modules()[name].state_dict()[k]), f"{name}.{k}"
+    assert any("d_penalty" in r for r in straight.history)

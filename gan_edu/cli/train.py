@@ -1,4 +1,4 @@
-"""``gan-edu train``: train a GAN from the registry on a data set, or resume a run."""
+"""``gan-edu train``: train a GAN from the registry on a data set (or one per class), or resume a run."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from ..data.datasets import DATASETS, load_dataset
-from ..losses import LOSSES
+from ..losses import LOSSES, get_loss
 from ..models import MODELS
+from ..training.bank import is_bank_dir, resume_bank, train_bank
 from ..training.gan_trainer import GANTrainerConfig
 from ..training.runs import new_gan_run, resume_gan_run
 
@@ -90,8 +91,10 @@ def register(sub: Any) -> None:
     add_data_arguments(p)
     p.add_argument("--model", default="dcgan", choices=list(MODELS), help="registry model (default dcgan)")
     p.add_argument("--loss", default="non-saturating", choices=list(LOSSES), help="GAN loss (default non-saturating)")
-    p.add_argument("--out", type=Path, help="run folder (default runs/DATASET-MODEL)")
-    p.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
+    p.add_argument("--r1", type=positive_float, metavar="GAMMA", help="add the R1 penalty GAMMA/2 ||grad D(x)||^2 on real images (any loss)")
+    p.add_argument("--per-class", action="store_true", help="train one G/D pair per class into one bank folder (a generator bank)")
+    p.add_argument("--out", type=Path, help="run folder (default runs/DATASET-MODEL, or runs/DATASET-MODEL-per-class)")
+    p.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue the run (or bank) in RUN_DIR from its last checkpoint")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")
     add_trainer_arguments(p)
     p.add_argument("--lr", type=positive_float, help="Adam learning rate of G and D (default 2e-4)")
@@ -108,6 +111,10 @@ def register(sub: Any) -> None:
     p.set_defaults(func=run)
 
 
+def say(line: str) -> None:
+    print(line, file=sys.stderr)
+
+
 def run(args: argparse.Namespace) -> int:
     overrides = trainer_overrides(args)
     if args.resume is not None:
@@ -117,7 +124,10 @@ def run(args: argparse.Namespace) -> int:
         fixed = sorted(set(overrides) - allowed)
         if fixed:
             print(f"gan-edu train: note: --resume keeps the run's own {', '.join(fixed)}", file=sys.stderr)
-        trainer, dataset = resume_gan_run(args.resume, **{k: v for k, v in overrides.items() if k in allowed})
+        kept = {k: v for k, v in overrides.items() if k in allowed}
+        if is_bank_dir(args.resume):
+            return finish_bank(args.resume, resume_bank(args.resume, log=say, **kept))
+        trainer, dataset = resume_gan_run(args.resume, **kept)
         print(f"resuming {args.resume} at step {trainer.step} (epoch {trainer.epoch}) of {trainer.config.epochs} epochs", file=sys.stderr)
     else:
         for name in ("lr_g", "lr_d"):
@@ -132,13 +142,26 @@ def run(args: argparse.Namespace) -> int:
             options.update({k: v for k, v in (("channels", args.channels), ("n", args.num_images)) if v is not None})
         dataset = load_dataset(args.dataset, "train", **options)
         model_config = {k: getattr(args, k) for k in ("latent_dim", "g_channels", "d_channels") if getattr(args, k) is not None}
+        loss = get_loss(args.loss, **({"r1": args.r1} if args.r1 is not None else {}))
+        loss_words = f"the {args.loss} loss" + (f" and R1 (gamma {args.r1:g})" if args.r1 is not None else "")
+        if args.per_class:
+            out = args.out or Path("runs") / f"{args.dataset}-{args.model}-per-class"
+            print(f"training one {args.model} per class of {args.dataset} ({dataset.num_classes} classes) with {loss_words} into {out}", file=sys.stderr)
+            bank = train_bank(args.model, dataset, loss=loss, config=config, out_dir=out, overwrite=args.overwrite, log=say, **model_config)
+            return finish_bank(out, bank)
         out = args.out or Path("runs") / f"{args.dataset}-{args.model}"
-        trainer = new_gan_run(args.model, dataset, loss=args.loss, config=config, out_dir=out, overwrite=args.overwrite, **model_config)
-        print(f"training {args.model} on {args.dataset} ({len(dataset)} images) with the {args.loss} loss into {out}", file=sys.stderr)
+        trainer = new_gan_run(args.model, dataset, loss=loss, config=config, out_dir=out, overwrite=args.overwrite, **model_config)
+        print(f"training {args.model} on {args.dataset} ({len(dataset)} images) with {loss_words} into {out}", file=sys.stderr)
     print(f"config: {trainer.config}", file=sys.stderr)
     trainer.fit(dataset)
     last = trainer.history[-1] if trainer.history else {}
     losses = ", ".join(f"{k}={v:.3f}" for k, v in last.items() if k.endswith("loss"))
     print(f"done: {trainer.step} steps, {trainer.epoch} epochs in {trainer.elapsed:.0f} s; {losses}")
     print(f"run folder: {trainer.out_dir} (samples.png, samples.gif, losses.png, generator/)")
+    return 0
+
+
+def finish_bank(out: Path, bank: Any) -> int:
+    print(f"done: a bank of {bank.num_classes} generators, one per class")
+    print(f"bank folder: {out} (bank.json, samples.png, generator/, one run folder per class)")
     return 0

@@ -6,6 +6,9 @@ gan-edu (sampling by label, export, the synthetic-data stage) treats the bank ex
 conditional :class:`~gan_edu.models.base.Generator`: ``forward(z, labels)`` routes each row of
 ``z`` to the generator of its label.
 
+Training a bank (one run folder per class, a ``bank.json`` manifest, resumable) is
+:mod:`gan_edu.training.bank`, behind ``gan-edu train --per-class``.
+
 Saved with ``save_pretrained`` like any generator: its ``config.json`` names the members' class
 and config, its ``model.safetensors`` holds every member's weights (``members.K.*``).
 """
@@ -89,9 +92,14 @@ class GeneratorBank(Generator):
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         assert labels is not None, "a generator bank needs labels"
-        out = z.new_empty(z.shape[0], *self.image_shape)  # (N, C, H, W)
+        if torch.jit.is_tracing() or torch.compiler.is_compiling():
+            # Traced or exported (ONNX): every member makes every row and each row keeps its
+            # class's image, a graph with fixed shapes that holds all the members.
+            every = torch.stack([member(z) for member in self.members], dim=1)  # (N, K, C, H, W)
+            return every[torch.arange(z.shape[0], device=z.device), labels]  # (N, C, H, W)
+        out = z.new_zeros(z.shape[0], *self.image_shape)  # (N, C, H, W)
         for k, member in enumerate(self.members):
-            rows = (labels == k).nonzero().flatten()  # the rows of class k
+            rows = (labels == k).nonzero().flatten()  # (n_k,): the rows of class k
             if rows.numel():
-                out[rows] = member(z[rows])
+                out[rows] = member(z[rows])  # each member makes only its own rows
         return out

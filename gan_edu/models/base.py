@@ -305,3 +305,33 @@ def doublings(size: int, bases: tuple[int, ...] = (4, 7)) -> tuple[int, int]:
         f"image size {size}: this model makes sides of the form {' or '.join(f'{b}*2^k' for b in bases)} "
         f"(e.g. {', '.join(map(str, examples))})"
     )
+
+
+def check_positive_ints(config: Any, *names: str) -> None:
+    """Raise unless each named field of ``config`` is a positive int (for width options)."""
+    for name in names:
+        value = getattr(config, name)
+        check(isinstance(value, int) and not isinstance(value, bool) and value > 0, f"{name}={value!r}: expected a positive int")
+
+
+def check_square_side(config: GANConfig, model: str, sides: tuple[int, ...] | None = None, *, multiple: int = 1, minimum: int = 1) -> int:
+    """The side of ``config``'s square images, checked against what a model can make.
+
+    Args:
+        config: the model's config.
+        model: the model's name, for the message.
+        sides: the only sides the model makes (None: any side that is a multiple of ``multiple``).
+        multiple: the side must be divisible by this (one stride-2 layer per factor of 2).
+        minimum: the smallest side.
+    """
+    _, h, w = config.image_shape
+    check(h == w, f"image_shape={config.image_shape}: {model} expects square images (H == W)")
+    if sides is not None:
+        check(h in sides, f"image size {h}: {model} makes sides {', '.join(map(str, sorted(sides)))}")
+    else:
+        examples = [s for s in (28, 32, 64) if s % multiple == 0 and s >= minimum]
+        check(
+            h % multiple == 0 and h >= minimum,
+            f"image size {h}: {model} makes sides that are multiples of {multiple}, at least {minimum} (e.g. {', '.join(map(str, examples))})",
+        )
+    return h

@@ -102,11 +102,14 @@ def resume_gan_run(run_dir: str | Path, **overrides: Any) -> tuple[GANTrainer, I
         trainer_cfg = GANTrainerConfig.from_dict({**cfg["trainer"], **overrides})
         data_options = dict(cfg["data"]["options"])
         split = data_options.pop("split", "train")
+        classes = data_options.pop("classes", None)  # a subset's classes (a bank member's run)
         data_name = cfg["data"]["name"]
     except (KeyError, TypeError) as e:
         raise GanEduError(f"{run_dir / CONFIG_NAME}: not a GAN run config (missing {e})") from None
     dataset = load_dataset(data_name, split, **data_options)
-    meta = {k: cfg[k] for k in ("model",) if k in cfg}
+    if classes is not None:
+        dataset = dataset.subset(classes)
+    meta = {k: cfg[k] for k in ("model", "bank") if k in cfg}
     trainer = GANTrainer(modules[0], modules[1], loss, trainer_cfg, out_dir=run_dir, meta=meta)  # type: ignore[arg-type]
     trainer.resume()
     return trainer, dataset
