@@ -97,3 +97,67 @@ def plot_losses(history: Sequence[dict[str, Any]], path: str | Path, *, keys: Se
         fig.savefig(f, format="png")
     plt.close(fig)
     return path
+
+
+def _figure_to(fig: Any, path: str | Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    with atomic_open(path, "wb") as f:
+        fig.savefig(f, format="png")
+    plt.close(fig)
+    return path
+
+
+def plot_confusions(matrices: dict[str, np.ndarray], class_names: Sequence[str], path: str | Path) -> Path:
+    """Confusion matrices side by side as colour maps, each row normalised to 1 (the recall).
+
+    Args:
+        matrices: title -> ``(K, K)`` counts (row: true class, column: predicted class).
+        class_names: the K names.
+        path: the PNG to write.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    k = len(class_names)
+    fig, axes = plt.subplots(1, len(matrices), figsize=(5.2 * len(matrices), 4.8), dpi=100, squeeze=False)
+    for ax, (title, cm) in zip(axes[0], matrices.items()):
+        cm = np.asarray(cm, dtype=float)
+        rates = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
+        im = ax.imshow(rates, cmap="viridis", vmin=0, vmax=1)
+        ax.set_title(f"{title}\naccuracy {np.trace(cm) / max(cm.sum(), 1):.3f}", fontsize=10)
+        ax.set_xticks(range(k), class_names, rotation=60, ha="right", fontsize=8)
+        ax.set_yticks(range(k), class_names, fontsize=8)
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("true")
+        for i in range(k):
+            for j in range(k):
+                if rates[i, j] >= 0.1:
+                    ax.text(j, i, f"{rates[i, j]:.2f}", ha="center", va="center", fontsize=6, color="black" if rates[i, j] > 0.6 else "white")
+        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    fig.tight_layout()
+    return _figure_to(fig, path)
+
+
+def plot_per_class_accuracy(class_names: Sequence[str], columns: dict[str, Sequence[float]], path: str | Path) -> Path:
+    """Grouped bars: per-class accuracy of each classifier (``columns``: name -> K values)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    k = len(class_names)
+    width = 0.8 / max(1, len(columns))
+    fig, ax = plt.subplots(figsize=(max(6, 0.7 * k), 3.6), dpi=100)
+    for i, (name, values) in enumerate(columns.items()):
+        ax.bar(np.arange(k) + (i - (len(columns) - 1) / 2) * width, values, width, label=name)
+    ax.set_xticks(range(k), class_names, rotation=45, ha="right")
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("accuracy")
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    return _figure_to(fig, path)

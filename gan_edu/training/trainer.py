@@ -61,6 +61,7 @@ class TrainerConfig:
 
     epochs: int = 5  # passes over the training data
     max_steps: int | None = None  # stop after this many steps in all (quick tries, tests); None: no limit
+    max_seconds: float | None = None  # stop after this much training time in one fit call (a budget); None: no limit
     batch_size: int = 128  # 128 as in Radford et al.; smaller batches make batch norm noisier
     device: str = "auto"  # "auto": CUDA when present, else CPU; or "cpu", "cuda", "cuda:1"
     seed: int = 0  # seeds the noise, the data order and (in the CLI) the weights: same seed, same run
@@ -80,6 +81,7 @@ class TrainerConfig:
         for name in ("epochs", "batch_size", "log_every"):
             value = getattr(self, name)
             check(isinstance(value, int) and value > 0, f"{name}={value!r}: expected a positive int")
+        check(self.max_seconds is None or (isinstance(self.max_seconds, (int, float)) and self.max_seconds > 0), f"max_seconds={self.max_seconds!r}: expected a positive number or None")
         for name in ("max_steps", "checkpoint_every"):
             value = getattr(self, name)
             check(value is None or (isinstance(value, int) and value > 0), f"{name}={value!r}: expected a positive int or None")
@@ -250,7 +252,7 @@ class Trainer(ABC):
         for cb in self.callbacks:
             cb.on_fit_start(self)
         window = Meter()  # metrics since the last log; self._epoch_meter: since the epoch began
-        start_time = time.perf_counter()
+        start_time = self._fit_start = time.perf_counter()
         bar = self._progress_bar(total)
         with self._signals_caught():
             while self.epoch < cfg.epochs and not self._done():
@@ -296,7 +298,10 @@ class Trainer(ABC):
         return self.history
 
     def _done(self) -> bool:
-        return self.config.max_steps is not None and self.step >= self.config.max_steps
+        cfg = self.config
+        if cfg.max_seconds is not None and time.perf_counter() - self._fit_start >= cfg.max_seconds:
+            return True
+        return cfg.max_steps is not None and self.step >= cfg.max_steps
 
     def _progress_bar(self, total: int) -> Any:
         if not self.config.progress:

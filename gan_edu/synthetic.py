@@ -1,0 +1,135 @@
+"""Synthetic data from an exported generator, for training classifier c'.
+
+The generator is used the way an app would use it: through its ONNX file and onnxruntime
+(:class:`~gan_edu.export.runtime.OnnxGenerator`), not through PyTorch. Two ways to feed c':
+
+* a fixed pool: :func:`sample_pool` draws ``n`` images with balanced labels once, as an
+  :class:`~gan_edu.data.ImageDataset` (uint8, like any real set), which can be saved to and
+  loaded from ``.npz`` (:func:`save_pool`, :func:`load_pool`);
+* fresh samples: :class:`FreshSyntheticLoader` draws a new balanced set every epoch (seeded by
+  ``(seed, epoch)``, so a resumed run sees the same images), streaming in batches.
+
+Labels are the classes the images were generated FOR: that is the c' experiment's premise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .data.images import ImageDataset
+from .data.loader import Batch, Loader
+from .errors import GanEduError, check
+from .export.runtime import OnnxGenerator
+from .io import atomic_open
+
+
+def balanced_labels(n: int, num_classes: int, *, seed: int = 0) -> np.ndarray:
+    """``n`` labels, every class ``n // K`` or ``n // K + 1`` times, in a seeded random order."""
+    labels = np.arange(n) % num_classes
+    np.random.default_rng(seed).shuffle(labels)
+    return labels.astype(np.int64)
+
+
+def _as_generator(generator: OnnxGenerator | str | Path) -> OnnxGenerator:
+    g = generator if isinstance(generator, OnnxGenerator) else OnnxGenerator(generator)
+    check(g.num_classes is not None, f"{g}: an unconditional generator cannot make a labelled data set; expected a conditional model or a per-class bank")
+    return g
+
+
+def sample_images(generator: OnnxGenerator, labels: np.ndarray, *, seed: int, batch_size: int = 512) -> np.ndarray:
+    """uint8 ``(N, C, H, W)`` images for ``labels``, streamed through onnxruntime in batches."""
+    c, h, w = generator.image_shape
+    out = np.empty((len(labels), c, h, w), dtype=np.uint8)
+    start = 0
+    for batch in generator.iter_sample(len(labels), labels, seed=seed, batch_size=batch_size):
+        pictures = generator.to_uint8(batch)  # (B, H, W, C) uint8
+        out[start : start + len(batch)] = pictures.transpose(0, 3, 1, 2)  # (B, C, H, W)
+        start += len(batch)
+    return out
+
+
+def sample_pool(generator: OnnxGenerator | str | Path, n: int, *, seed: int = 0, batch_size: int = 512) -> ImageDataset:
+    """A fixed synthetic data set of ``n`` images with balanced labels.
+
+    Args:
+        generator: an exported conditional generator or bank (an :class:`OnnxGenerator` or its path).
+        n: images in all (>= 1).
+        seed: seeds both the labels' order and the noise.
+        batch_size: images per onnxruntime call; memory stays bounded by it plus the uint8 pool.
+    """
+    g = _as_generator(generator)
+    check(isinstance(n, int) and n > 0, f"n={n!r}: expected a positive int")
+    labels = balanced_labels(n, g.num_classes or 0, seed=seed)
+    images = sample_images(g, labels, seed=seed, batch_size=batch_size)
+    return ImageDataset(
+        "synthetic", torch.from_numpy(images), torch.from_numpy(labels), tuple(g.class_names),
+        {"source": str(getattr(g, "path", "")), "n": n, "seed": seed},
+    )
+
+
+def save_pool(pool: ImageDataset, path: str | Path) -> Path:
+    """Write a pool as ``.npz`` (``images`` uint8 NCHW, ``labels`` int64, ``class_names``), atomically."""
+    path = Path(path)
+    with atomic_open(path, "wb") as f:
+        np.savez_compressed(
+            f, images=pool.images.numpy(), labels=pool.labels.numpy(), class_names=np.array(pool.class_names),
+        )
+    return path
+
+
+def load_pool(path: str | Path) -> ImageDataset:
+    """Read a pool written by :func:`save_pool` (no pickles: ``allow_pickle=False``)."""
+    path = Path(path)
+    check(path.is_file(), f"{path}: no such file; expected a .npz pool written by save_pool")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            images, labels, names = data["images"], data["labels"], [str(s) for s in data["class_names"]]
+    except (ValueError, KeyError, OSError) as e:
+        raise GanEduError(f"{path}: not a synthetic pool ({e})") from None
+    return ImageDataset("synthetic", torch.from_numpy(images), torch.from_numpy(labels.astype(np.int64)), tuple(names), {"pool": str(path)})
+
+
+class FreshSyntheticLoader(Loader):
+    """Every epoch, ``n`` fresh balanced images from the generator, in batches on ``device``.
+
+    Epoch ``e`` uses seed ``seed * 1_000_003 + e`` for labels and noise, so any epoch (and any
+    batch in it) is reproducible and resume is exact. One epoch's images are drawn when the
+    epoch starts (uint8, ``n * C * H * W`` bytes).
+    """
+
+    def __init__(self, generator: OnnxGenerator | str | Path, n: int, batch_size: int, *, device: torch.device | str = "cpu", seed: int = 0, flip: bool = False) -> None:
+        self.generator = _as_generator(generator)
+        check(isinstance(n, int) and n >= batch_size, f"n={n!r}: expected an int >= batch_size ({batch_size})")
+        shape = (0, *self.generator.image_shape)
+        placeholder = ImageDataset("synthetic", torch.zeros(shape, dtype=torch.uint8), torch.zeros(0, dtype=torch.int64), tuple(self.generator.class_names), {"fresh": True, "n": n, "seed": seed})
+        super().__init__(placeholder, batch_size, device=device, seed=seed, flip=flip, drop_last=False)  # the set is drawn per epoch
+        self.n = n
+
+    def __len__(self) -> int:
+        return self.n // self.batch_size
+
+    def epoch_data(self, epoch: int) -> ImageDataset:
+        """The images of ``epoch``."""
+        seed = self.seed * 1_000_003 + epoch
+        labels = balanced_labels(self.n, self.generator.num_classes or 0, seed=seed)
+        images = sample_images(self.generator, labels, seed=seed)
+        return ImageDataset("synthetic", torch.from_numpy(images), torch.from_numpy(labels), self.dataset.class_names, {"epoch": epoch})
+
+    def iterate(self, epoch: int, start: int = 0) -> Iterator[Batch]:
+        data = self.epoch_data(epoch)
+        images, labels = data.images.to(self.device), data.labels.to(self.device)
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+        flips = (torch.rand(self.n, generator=g) < 0.5).to(self.device) if self.flip else None
+        for b in range(start, len(self)):
+            rows = slice(b * self.batch_size, (b + 1) * self.batch_size)  # labels are already in random order
+            yield self.finish(images[rows], None if flips is None else flips[rows]), labels[rows]
+
+
+def describe(pool: ImageDataset) -> dict[str, Any]:
+    """Size and class counts of a pool, for reports."""
+    return {"images": len(pool), "per_class": pool.class_counts()}
