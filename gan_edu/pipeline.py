@@ -60,6 +60,7 @@ class PipelineConfig:
     data_root: str | None = None  # where the real files are (None: the default cache folder)
     download: bool = True  # download a missing real set when online
     num_images: int | None = None  # shapes only: training images (default 20,000)
+    channels: int | None = None  # shapes only: 1 (grey) or 3 (RGB, the default)
     model: str = "cdcgan"  # a conditional model, or an unconditional one with per_class
     per_class: bool = False  # one G/D pair per class (a bank) instead of one conditional model
     loss: str = "non-saturating"  # the GAN loss
@@ -124,8 +125,7 @@ def run_pipeline(config: PipelineConfig, out_dir: str | Path, *, overwrite: bool
     t = time.perf_counter()
     options: dict[str, Any] = {}
     if config.dataset == "shapes":
-        if config.num_images is not None:
-            options["n"] = config.num_images
+        options.update({k: v for k, v in (("n", config.num_images), ("channels", config.channels)) if v is not None})
     else:
         options.update(data_root=config.data_root, download=config.download)
         options = {k: v for k, v in options.items() if v is not None}

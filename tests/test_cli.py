@@ -32,9 +32,10 @@ def test_train_then_resume(tmp_path, capsys):
 
 def test_quickstart_smoke(tmp_path, capsys):
     assert main(["quickstart", "--out", str(tmp_path / "q"), "--max-steps", "2", "--no-progress"]) == 0
-    for name in ("samples.png", "losses.png", "summary.md", "generator/model.safetensors"):
+    for name in ("gan/samples.png", "gan/losses.png", "summary.md", "report.json", "generator.onnx", "samples_per_class.png"):
         assert (tmp_path / "q" / name).is_file(), name
-    assert "circle" in (tmp_path / "q" / "summary.md").read_text()
+    summary = (tmp_path / "q" / "summary.md").read_text()
+    assert "circle" in summary and "c'" in summary
 
 
 @pytest.mark.parametrize(

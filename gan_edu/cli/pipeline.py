@@ -26,6 +26,7 @@ def register(sub: Any) -> None:
     p.add_argument("--out", type=Path, required=True, help="the experiment folder")
     p.add_argument("--overwrite", action="store_true", help="replace an existing experiment in --out")
     p.add_argument("--num-images", type=positive_int, help="shapes only: training images")
+    p.add_argument("--channels", type=int, choices=(1, 3), help="shapes only: 1 (grey) or 3 (RGB, default)")
     p.add_argument("--g-channels", type=positive_int)
     p.add_argument("--d-channels", type=positive_int)
     p.add_argument("--gan-epochs", type=positive_int, default=d.gan_epochs, help=f"GAN budget in epochs (default {d.gan_epochs})")
@@ -51,7 +52,7 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     config = PipelineConfig(
-        dataset=args.dataset, data_root=args.data_root, download=not args.no_download, num_images=args.num_images,
+        dataset=args.dataset, data_root=args.data_root, download=not args.no_download, num_images=args.num_images, channels=args.channels,
         model=args.model, per_class=args.per_class, loss=args.loss, g_channels=args.g_channels, d_channels=args.d_channels,
         gan_epochs=args.gan_epochs, gan_batch_size=args.gan_batch_size, gan_max_steps=args.gan_max_steps, gan_minutes=args.gan_minutes,
         lr_g=args.lr_g, lr_d=args.lr_d, synthetic_images=args.synthetic_images, classifier=args.classifier,
