@@ -90,7 +90,8 @@ def make_shapes(
     cx, cy = u(-1, 1) * (0.48 - r), u(-1, 1) * (0.48 - r)  # keep the shape inside the image
     theta = u(0, 2 * math.pi)
     fg = u(0, 1, 3)
-    bg_a, bg_b = u(0, 1, 3), u(0, 1, 3)
+    bg_a = u(0, 1, 3)
+    bg_b = (bg_a + u(-0.15, 0.15, 3)).clamp(0, 1)  # a gentle gradient: the background varies, the shape stays the point
     # Contrast: push the foreground's brightness away from the background's.
     lum = torch.tensor([0.299, 0.587, 0.114])
     bg_lum = ((bg_a + bg_b) / 2) @ lum

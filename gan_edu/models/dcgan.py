@@ -107,6 +107,8 @@ class DCGANGenerator(Generator):
         layers += [nn.ConvTranspose2d(widths[-1], c, 4, 2, 1, bias=False), nn.Tanh()]
         self.main = nn.Sequential(*layers)
         self.apply(dcgan_init)
+        if config.num_classes is not None:  # a class code of N(0, 0.02) is invisible next to z ~ N(0, 1)
+            nn.init.normal_(self.embed.weight, 0.0, 0.2)
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         if self.num_classes is not None:
