@@ -17,6 +17,8 @@ expects one forward per backward, and D's loss needs two calls (real, fake): :cl
 makes them one forward. G's update judges the fake batch with the plain D, whose weights are
 frozen in that step, so DDP is not involved there. Each process draws the global noise batch and
 keeps its slice, as it does with the real batch: the maths of one process with the same batch.
+A variant's ``discriminator_step`` that updates D should call it through ``self.d_real_and_fake``
+(or another DDP-wrapped module): calls of the plain D are not averaged over the processes.
 """
 
 from __future__ import annotations
