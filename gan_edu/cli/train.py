@@ -10,7 +10,9 @@ from typing import Any
 from ..data.datasets import DATASETS, load_dataset
 from ..losses import LOSSES, get_loss
 from ..models import MODELS
+from ..training import distributed
 from ..training.bank import is_bank_dir, resume_bank, train_bank
+from ..training.distributed import World
 from ..training.gan_trainer import GANTrainerConfig
 from ..training.runs import new_gan_run, resume_gan_run
 
@@ -58,6 +60,7 @@ def add_trainer_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--precision", choices=("fp32", "bf16", "fp16"), help="autocast precision (default fp32; fp16 needs CUDA)")
     p.add_argument("--channels-last", action="store_true", help="NHWC memory layout (faster on tensor-core GPUs)")
     p.add_argument("--compile", action="store_true", help="torch.compile the models' forward passes")
+    p.add_argument("--sync-batchnorm", action="store_true", help="under torchrun: batch norm over the global batch (the maths of one process)")
 
 
 def trainer_overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -66,7 +69,7 @@ def trainer_overrides(args: argparse.Namespace) -> dict[str, Any]:
     values = {k: getattr(args, k) for k in names if getattr(args, k, None) is not None}
     if getattr(args, "no_progress", False):
         values["progress"] = False
-    for flag in ("channels_last", "compile"):
+    for flag in ("channels_last", "compile", "sync_batchnorm"):
         if getattr(args, flag, False):
             values[flag] = True
     return values
@@ -111,24 +114,33 @@ def register(sub: Any) -> None:
     p.set_defaults(func=run)
 
 
-def say(line: str) -> None:
-    print(line, file=sys.stderr)
-
-
 def run(args: argparse.Namespace) -> int:
+    try:
+        return train(args)
+    finally:
+        distributed.shutdown()  # under torchrun: leave the process group cleanly
+
+
+def train(args: argparse.Namespace) -> int:
+    """The body of ``gan-edu train``; under torchrun every process runs it, rank 0 prints."""
+    say = print if World.from_env().is_main else (lambda *a, **k: None)
+
+    def log(line: str) -> None:  # progress lines of bank training, on stderr
+        say(line, file=sys.stderr)
+
     overrides = trainer_overrides(args)
     if args.resume is not None:
         if data_options(args):
-            print("gan-edu train: note: --resume loads the run's own data (its config.json data options)", file=sys.stderr)
-        allowed = {"epochs", "max_steps", "device", "progress", "log_every", "checkpoint_every", "precision", "channels_last", "compile"}
+            say("gan-edu train: note: --resume loads the run's own data (its config.json data options)", file=sys.stderr)
+        allowed = {"epochs", "max_steps", "device", "progress", "log_every", "checkpoint_every", "precision", "channels_last", "compile", "sync_batchnorm"}
         fixed = sorted(set(overrides) - allowed)
         if fixed:
-            print(f"gan-edu train: note: --resume keeps the run's own {', '.join(fixed)}", file=sys.stderr)
+            say(f"gan-edu train: note: --resume keeps the run's own {', '.join(fixed)}", file=sys.stderr)
         kept = {k: v for k, v in overrides.items() if k in allowed}
         if is_bank_dir(args.resume):
-            return finish_bank(args.resume, resume_bank(args.resume, log=say, **kept))
+            return finish_bank(args.resume, resume_bank(args.resume, log=log, **kept))
         trainer, dataset = resume_gan_run(args.resume, **kept)
-        print(f"resuming {args.resume} at step {trainer.step} (epoch {trainer.epoch}) of {trainer.config.epochs} epochs", file=sys.stderr)
+        say(f"resuming {args.resume} at step {trainer.step} (epoch {trainer.epoch}) of {trainer.config.epochs} epochs", file=sys.stderr)
     else:
         for name in ("lr_g", "lr_d"):
             if getattr(args, name) is None and args.lr is not None:
@@ -146,18 +158,18 @@ def run(args: argparse.Namespace) -> int:
         loss_words = f"the {args.loss} loss" + (f" and R1 (gamma {args.r1:g})" if args.r1 is not None else "")
         if args.per_class:
             out = args.out or Path("runs") / f"{args.dataset}-{args.model}-per-class"
-            print(f"training one {args.model} per class of {args.dataset} ({dataset.num_classes} classes) with {loss_words} into {out}", file=sys.stderr)
-            bank = train_bank(args.model, dataset, loss=loss, config=config, out_dir=out, overwrite=args.overwrite, log=say, **model_config)
+            say(f"training one {args.model} per class of {args.dataset} ({dataset.num_classes} classes) with {loss_words} into {out}", file=sys.stderr)
+            bank = train_bank(args.model, dataset, loss=loss, config=config, out_dir=out, overwrite=args.overwrite, log=log, **model_config)
             return finish_bank(out, bank)
         out = args.out or Path("runs") / f"{args.dataset}-{args.model}"
         trainer = new_gan_run(args.model, dataset, loss=loss, config=config, out_dir=out, overwrite=args.overwrite, **model_config)
-        print(f"training {args.model} on {args.dataset} ({len(dataset)} images) with {loss_words} into {out}", file=sys.stderr)
-    print(f"config: {trainer.config}", file=sys.stderr)
+        say(f"training {args.model} on {args.dataset} ({len(dataset)} images) with {loss_words} into {out}", file=sys.stderr)
+    say(f"config: {trainer.config}", file=sys.stderr)
     trainer.fit(dataset)
     last = trainer.history[-1] if trainer.history else {}
     losses = ", ".join(f"{k}={v:.3f}" for k, v in last.items() if k.endswith("loss"))
-    print(f"done: {trainer.step} steps, {trainer.epoch} epochs in {trainer.elapsed:.0f} s; {losses}")
-    print(f"run folder: {trainer.out_dir} (samples.png, samples.gif, losses.png, generator/)")
+    say(f"done: {trainer.step} steps, {trainer.epoch} epochs in {trainer.elapsed:.0f} s; {losses}")
+    say(f"run folder: {trainer.out_dir} (samples.png, samples.gif, losses.png, generator/)")
     return 0
 
 

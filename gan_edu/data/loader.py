@@ -59,6 +59,10 @@ class Loader(ABC):
         flip: random horizontal flip of each image, with probability 1/2.
         balanced: draw every class equally often (with replacement), however unbalanced the
             set; an epoch is still ``len(dataset)`` images.
+        rank: this process among ``world_size`` (torchrun): it yields its slice of each batch.
+        world_size: processes sharing each batch of ``batch_size`` (which must divide by it); every
+            process computes the same order and keeps positions ``[rank b, (rank + 1) b)`` of
+            each batch, ``b = batch_size / world_size``.
     """
 
     def __init__(
@@ -72,8 +76,16 @@ class Loader(ABC):
         drop_last: bool = True,
         flip: bool = False,
         balanced: bool = False,
+        rank: int = 0,
+        world_size: int = 1,
     ) -> None:
         check(isinstance(batch_size, int) and batch_size > 0, f"batch_size={batch_size!r}: expected a positive int")
+        check(0 <= rank < world_size, f"rank={rank}, world_size={world_size}: expected 0 <= rank < world_size")
+        check(
+            batch_size % world_size == 0,
+            f"batch_size={batch_size} over {world_size} processes: expected a multiple of {world_size} (the batch size is the global one)",
+        )
+        check(drop_last or world_size == 1, "drop_last=False with several processes: expected drop_last=True (equal slices)")
         check(
             len(dataset) >= batch_size or not drop_last,
             f"batch_size={batch_size}: larger than the {len(dataset)} images of {dataset.name!r}; expected at most {len(dataset)}",
@@ -86,6 +98,8 @@ class Loader(ABC):
         self.drop_last = drop_last
         self.flip = flip
         self.balanced = balanced
+        self.rank = rank
+        self.world_size = world_size
 
     def __len__(self) -> int:
         n = len(self.dataset)
@@ -107,6 +121,12 @@ class Loader(ABC):
             order = torch.randperm(n, generator=g) if self.shuffle else torch.arange(n)
         flips = torch.rand(n, generator=g) < 0.5 if self.flip else None
         return order, flips
+
+    def positions(self, b: int) -> slice:
+        """The positions of the epoch's order that make this process's part of batch ``b``."""
+        local = self.batch_size // self.world_size
+        start = b * self.batch_size + self.rank * local
+        return slice(start, start + local)
 
     def finish(self, images: torch.Tensor, flips: torch.Tensor | None) -> torch.Tensor:
         """uint8 ``(B, C, H, W)`` on the device to float in [-1, 1], flipped where ``flips`` ``(B,)`` says."""
@@ -140,8 +160,8 @@ class DeviceLoader(Loader):
         order = order.to(self.device)
         flips = flips.to(self.device) if flips is not None else None
         for b in range(start, len(self)):
-            at = slice(b * self.batch_size, (b + 1) * self.batch_size)
-            idx = order[at]  # (B,)
+            at = self.positions(b)
+            idx = order[at]  # (B / world_size,)
             yield self.finish(self.images[idx], flips[at] if flips is not None else None), self.labels[idx]
 
 
@@ -164,15 +184,13 @@ class FileLoader(Loader):
 
     def iterate(self, epoch: int, start: int = 0) -> Iterator[Batch]:
         order, flips = self.epoch_plan(epoch)
-        stop = min(len(self) * self.batch_size, len(order))
-        indices = order[start * self.batch_size : stop].tolist()
-        at = start * self.batch_size
-        batches = worker_batches(self.dataset, indices, self.batch_size, num_workers=self.num_workers, pin_memory=self.pin_memory)
-        for images, labels in batches:
-            n = len(images)
-            x = images.to(self.device, non_blocking=True)  # (B, C, H, W) uint8
-            f = flips[at : at + n].to(self.device) if flips is not None else None
-            at += n
+        spans = [self.positions(b) for b in range(start, len(self))]  # this process's part of each batch
+        indices = torch.cat([order[at] for at in spans]).tolist() if spans else []
+        local = self.batch_size // self.world_size
+        batches = worker_batches(self.dataset, indices, local, num_workers=self.num_workers, pin_memory=self.pin_memory)
+        for (images, labels), at in zip(batches, spans):
+            x = images.to(self.device, non_blocking=True)  # (B / world_size, C, H, W) uint8
+            f = flips[at].to(self.device) if flips is not None else None
             yield self.finish(x, f), labels.to(self.device, non_blocking=True)
 
 

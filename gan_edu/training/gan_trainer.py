@@ -11,6 +11,14 @@ One training step, after Goodfellow et al. (2014), Algorithm 1, as in the PyTorc
 To make a variant, subclass and override :meth:`GANTrainer.discriminator_step` or
 :meth:`GANTrainer.generator_step` (a new regulariser, a different use of labels...);
 :meth:`GANTrainer.train_step` and ``fit`` stay as they are.
+
+Under ``torchrun`` (several processes) G and D are wrapped in DistributedDataParallel. DDP
+expects one forward per backward, and D's loss needs two calls (real, fake): :class:`RealAndFake`
+makes them one forward. G's update judges the fake batch with the plain D, whose weights are
+frozen in that step, so DDP is not involved there. Each process draws the global noise batch and
+keeps its slice, as it does with the real batch: the maths of one process with the same batch.
+A variant's ``discriminator_step`` that updates D should call it through ``self.d_real_and_fake``
+(or another DDP-wrapped module): calls of the plain D are not averaged over the processes.
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from ..data.loader import Batch
 from ..errors import check
@@ -93,9 +102,15 @@ class GANTrainer(Trainer):
         super().__init__(config, out_dir=out_dir, callbacks=callbacks)
         self.generator = self.prepare_module(generator)
         self.discriminator = self.prepare_module(discriminator)
-        self.g_forward = self.compiled(self.generator)  # the same weights, maybe compiled
-        self.d_forward = self.compiled(self.discriminator)
+        self.g_forward = self.compiled(self.data_parallel(self.generator))  # the same weights, maybe compiled and DDP
+        self.d_forward = self.compiled(self.discriminator)  # D as a judge (G's step): not updated, no DDP
+        self.d_real_and_fake = self.data_parallel(RealAndFake(self.d_forward))  # D's step: one forward per backward
         self.loss = loss if loss is not None else NonSaturatingLoss()
+        check(
+            not (self.world.active and (getattr(self.loss, "r1", 0) or type(self.loss).penalty is not GANLoss.penalty)),
+            f"loss {self.loss!r} under torchrun: gradient penalties are computed outside DistributedDataParallel "
+            "and would not be averaged across processes; expected a loss without a penalty (minimax, non-saturating, hinge, least-squares)",
+        )
         self.d_steps = config.d_steps if config.d_steps is not None else self.loss.d_steps
         self.meta = dict(meta or {})
         betas = (config.beta1, config.beta2)
@@ -152,8 +167,13 @@ class GANTrainer(Trainer):
         return metrics
 
     def fake_batch(self, n: int, labels: torch.Tensor | None) -> torch.Tensor:
-        """``n`` images from G for fresh noise (and the given labels): ``(n, C, H, W)``."""
-        z = self.generator.sample_latent(n, generator=self.noise, device=self.device)  # (n, latent_dim)
+        """``n`` images from G for fresh noise (and the given labels): ``(n, C, H, W)``.
+
+        Under torchrun ``n`` is this process's slice of the global batch; the noise is the global
+        batch's, sliced, so the run draws the same noise whatever the number of processes.
+        """
+        z = self.generator.sample_latent(n * self.world.size, generator=self.noise, device=self.device)  # (global N, latent_dim), same on every rank
+        z = self.world.slice(z)  # (n, latent_dim): this process's part
         return self.g_forward(z, labels)
 
     def discriminator_step(self, real: torch.Tensor, fake: torch.Tensor, labels: torch.Tensor | None) -> dict[str, torch.Tensor]:
@@ -165,8 +185,8 @@ class GANTrainer(Trainer):
             labels: ``(N,)`` classes of both (conditional models), else None.
         """
         with self.autocast():
-            real_logits = self.d_forward(real, labels).float()  # (N,), losses in fp32
-            fake_logits = self.d_forward(fake, labels).float()  # (N,)
+            real_logits, fake_logits = self.d_real_and_fake(real, fake, labels)  # (N,), (N,)
+        real_logits, fake_logits = real_logits.float(), fake_logits.float()  # losses in fp32
         loss_d = self.loss.discriminator_loss(real_logits, fake_logits)
         penalty = self.loss.penalty(self.discriminator, real, fake.float(), labels)
         total = loss_d if penalty is None else loss_d + penalty
@@ -196,6 +216,22 @@ class GANTrainer(Trainer):
         finally:
             self.discriminator.requires_grad_(True)
         return {"g_loss": loss_g.detach()}
+
+
+class RealAndFake(nn.Module):
+    """D on a real batch and on a fake batch, as one module call (DDP wants one forward per backward).
+
+    Args:
+        discriminator: the D (or its compiled view); the wrapper holds no weights of its own.
+    """
+
+    def __init__(self, discriminator: nn.Module) -> None:
+        super().__init__()
+        self.discriminator = discriminator
+
+    def forward(self, real: torch.Tensor, fake: torch.Tensor, labels: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(N, C, H, W)`` real and fake images (and their ``(N,)`` labels) to their ``(N,)`` logits."""
+        return self.discriminator(real, labels), self.discriminator(fake, labels)
 
 
 # -- the pictures of a run ------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from ..errors import GanEduError, check
 from ..losses import GANLoss, get_loss
 from ..models import build_gan
 from ..models.base import MODULE_CLASSES
+from .distributed import World
 from .gan_trainer import GANTrainer, GANTrainerConfig
 from .trainer import CHECKPOINT_NAME, CONFIG_NAME
 
@@ -62,7 +63,7 @@ def new_gan_run(
     The weights are initialised after seeding torch with ``config.seed``.
     """
     config = config or GANTrainerConfig()
-    if out_dir is not None:
+    if out_dir is not None and World.from_env().is_main:  # under torchrun, rank 0 owns the folder
         prepare_out_dir(out_dir, overwrite=overwrite)
     loss = get_loss(loss) if isinstance(loss, str) else loss
     torch.manual_seed(config.seed)

@@ -13,6 +13,9 @@ To make a trainer, subclass and implement:
 
 Host synchronisation: metrics stay tensors on the device and are summed there; they are turned
 into Python floats only every ``log_every`` steps, so a GPU is never made to wait each step.
+
+Several processes (``torchrun``): the Trainer joins the process group, each process trains on
+its slice of every global batch, and only rank 0 writes files; see :mod:`.distributed`.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from ..data.loader import Batch, Loader, make_loader
 from ..errors import GanEduError, check
 from ..io import atomic_open, atomic_write_json
 from ..models.base import load_state_dict_checked
+from . import distributed
 from .callbacks import Callback
 from .checkpoint import load_checkpoint, save_checkpoint
 
@@ -76,6 +80,8 @@ class TrainerConfig:
     cudnn_benchmark: bool = True  # CUDA only: cuDNN times and keeps the fastest algorithm per shape (shapes are fixed)
     fused_optimizer: bool = True  # CUDA only: fused Adam kernels (one launch for all parameters)
     compile: bool = False  # torch.compile the models' forward passes (not the loop): a slow start, then faster steps
+    # -- several processes (torchrun) ------------------------------------------------------------
+    sync_batchnorm: bool = False  # batch norm over the global batch, not each process's slice: the maths of one process, slower
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "log_every"):
@@ -140,7 +146,9 @@ class Trainer(ABC):
 
     def __init__(self, config: TrainerConfig, *, out_dir: str | Path | None = None, callbacks: Iterable[Callback] = ()) -> None:
         self.config = config
-        self.device = resolve_device(config.device)
+        self.world = distributed.World.from_env()  # one process unless started by torchrun
+        self.device = distributed.rank_device(config.device, self.world)
+        distributed.init_process_group(self.world, self.device)
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self.callbacks: list[Callback] = list(self.default_callbacks()) + list(callbacks)
         self.step = 0
@@ -156,11 +164,17 @@ class Trainer(ABC):
 
     # -- the speed switches, for subclasses to use ------------------------------------------
     def prepare_module(self, module: nn.Module) -> nn.Module:
-        """Move ``module`` to the device (and to channels-last when asked); returns it."""
+        """Move ``module`` to the device (and to channels-last, synchronised batch norm when asked); returns it."""
         module = module.to(self.device)
         if self.config.channels_last:
             module = module.to(memory_format=torch.channels_last)
+        if self.config.sync_batchnorm and self.world.active:
+            module = distributed.sync_batchnorm(module, self.device)
         return module
+
+    def data_parallel(self, module: nn.Module) -> nn.Module:
+        """``module`` wrapped in DistributedDataParallel under torchrun (one forward per backward); else itself."""
+        return distributed.data_parallel(module, self.world, self.device)
 
     def compiled(self, module: nn.Module) -> Any:
         """``module`` itself, or a ``torch.compile``d view of it sharing its weights."""
@@ -208,7 +222,12 @@ class Trainer(ABC):
 
     def run_config(self) -> dict[str, Any]:
         """What goes into the run's ``config.json``; subclasses add their models and loss."""
-        return {"gan_edu_version": __version__, "trainer_class": type(self).__name__, "trainer": self.config.to_dict()}
+        return {
+            "gan_edu_version": __version__,
+            "trainer_class": type(self).__name__,
+            "trainer": self.config.to_dict(),
+            "world_size": self.world.size,  # processes that shared each batch (torchrun); 1: one process
+        }
 
     def extra_state(self) -> dict[str, Any]:
         """More state for the checkpoint (random generators of the subclass, say)."""
@@ -223,7 +242,10 @@ class Trainer(ABC):
         if isinstance(data, Loader):
             return data
         cfg = self.config
-        return make_loader(data, cfg.batch_size, device=self.device, seed=cfg.seed, flip=cfg.flip, balanced=cfg.balanced)
+        return make_loader(
+            data, cfg.batch_size, device=self.device, seed=cfg.seed, flip=cfg.flip, balanced=cfg.balanced,
+            rank=self.world.rank, world_size=self.world.size,
+        )
 
     # -- the loop -------------------------------------------------------------------------
     def fit(self, data: ImageSet | Loader) -> list[dict[str, Any]]:
@@ -246,10 +268,10 @@ class Trainer(ABC):
         total = len(loader) * cfg.epochs
         if cfg.max_steps is not None:
             total = min(total, cfg.max_steps)
-        if self.out_dir is not None:
+        if self.writes_files:
             self.out_dir.mkdir(parents=True, exist_ok=True)
             atomic_write_json(self.out_dir / CONFIG_NAME, self.run_config())
-        for cb in self.callbacks:
+        for cb in self.rank_callbacks:
             cb.on_fit_start(self)
         window = Meter()  # metrics since the last log; self._epoch_meter: since the epoch began
         start_time = self._fit_start = time.perf_counter()
@@ -268,14 +290,14 @@ class Trainer(ABC):
                         self._log(window, kind="step", bar=bar)
                     if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0:
                         self.save_checkpoint()
-                    if self._stop_signal is not None or self._done():
+                    if self._stop_requested() or self._done():
                         break
                 else:  # the epoch ran to its end
                     self.epoch += 1
                     self.batch_in_epoch = 0
                     self._log(window, kind="step", bar=bar)
                     self._log(self._epoch_meter, kind="epoch", bar=bar)
-                    for cb in self.callbacks:
+                    for cb in self.rank_callbacks:
                         cb.on_epoch_end(self)
                     self.save_checkpoint()
                     continue
@@ -286,6 +308,7 @@ class Trainer(ABC):
         if bar is not None:
             bar.close()
         self.elapsed = time.perf_counter() - start_time
+        self._stop_signal = distributed.agreed_stop(self._stop_signal, self.world, self.device)
         if self._stop_signal is not None:
             name = signal.Signals(self._stop_signal).name
             where = f" in {self.out_dir}" if self.out_dir is not None else ""
@@ -293,8 +316,9 @@ class Trainer(ABC):
                 f"{name} received: stopped after step {self.step}, checkpoint written{where}; "
                 f"resume with: gan-edu train --resume {self.out_dir or 'RUN_DIR'}"
             )
-        for cb in self.callbacks:
+        for cb in self.rank_callbacks:
             cb.on_fit_end(self)
+        distributed.barrier(self.world)  # every rank returns once rank 0 has written its files
         return self.history
 
     def _done(self) -> bool:
@@ -303,8 +327,26 @@ class Trainer(ABC):
             return True
         return cfg.max_steps is not None and self.step >= cfg.max_steps
 
+    @property
+    def writes_files(self) -> bool:
+        """This process writes the run folder: it has one, and it is rank 0 (or the only process)."""
+        return self.out_dir is not None and self.world.is_main
+
+    @property
+    def rank_callbacks(self) -> list[Callback]:
+        """The callbacks this process calls: all of them on rank 0, none on the other ranks."""
+        return self.callbacks if self.world.is_main else []
+
+    def _stop_requested(self) -> bool:
+        """A stop signal arrived. Several processes agree at log steps, so all stop after the same step."""
+        if self.world.active:
+            if self.step % self.config.log_every:
+                return False
+            self._stop_signal = distributed.agreed_stop(self._stop_signal, self.world, self.device)
+        return self._stop_signal is not None
+
     def _progress_bar(self, total: int) -> Any:
-        if not self.config.progress:
+        if not self.config.progress or not self.world.is_main:
             return None
         from tqdm.auto import tqdm
 
@@ -314,7 +356,7 @@ class Trainer(ABC):
         """Average a meter's metrics (one host sync), check them, record and show them; reset it."""
         if not meter.sums:
             return
-        values = meter.averages()
+        values = meter.averages(self.world)
         meter.reset()
         bad = {k: v for k, v in values.items() if not math.isfinite(v)}
         if bad:
@@ -324,12 +366,12 @@ class Trainer(ABC):
             )
         record: dict[str, Any] = {"kind": kind, "step": self.step, "epoch": self.epoch, **values, "time": round(time.time(), 3)}
         self.history.append(record)
-        if self.out_dir is not None:
+        if self.writes_files:
             with open(self.out_dir / HISTORY_NAME, "a") as f:
                 f.write(json.dumps(record) + "\n")
         if bar is not None:
             bar.set_postfix({k: f"{v:.3f}" for k, v in values.items()}, refresh=False)
-        for cb in self.callbacks:
+        for cb in self.rank_callbacks:
             cb.on_log(self, record)
 
     # -- checkpoints ------------------------------------------------------------------------
@@ -366,11 +408,18 @@ class Trainer(ABC):
                     )
 
     def save_checkpoint(self, path: str | Path | None = None) -> Path | None:
-        """Write the checkpoint (atomically) after checking that every weight is finite."""
+        """Write the checkpoint (atomically) after checking that every weight is finite.
+
+        Several processes: every rank calls it (the epoch's metrics are averaged over ranks
+        first); rank 0 writes. Returns the path, or None where nothing was written.
+        """
         path = Path(path) if path is not None else self.checkpoint_path
         if path is None:
             return None
         self.check_finite_weights()
+        self._epoch_meter.average_over_ranks(self.world)  # so every rank resumes with the same sums
+        if not self.world.is_main:
+            return None
         save_checkpoint(path, self.state_dict())
         return path
 
@@ -405,8 +454,9 @@ class Trainer(ABC):
         if self.out_dir is not None and (self.out_dir / HISTORY_NAME).exists():
             records = read_history(self.out_dir / HISTORY_NAME)
             self.history = [r for r in records if r["step"] <= self.step]  # drop what came after the checkpoint
-            with atomic_open(self.out_dir / HISTORY_NAME, "w") as f:
-                f.writelines(json.dumps(r) + "\n" for r in self.history)
+            if self.writes_files:
+                with atomic_open(self.out_dir / HISTORY_NAME, "w") as f:
+                    f.writelines(json.dumps(r) + "\n" for r in self.history)
 
     # -- interruption -----------------------------------------------------------------------
     def _signals_caught(self) -> Any:
@@ -422,7 +472,9 @@ class Trainer(ABC):
                     self.old[sig] = signal.signal(sig, self.handler)
 
             def handler(self, signum: int, frame: Any) -> None:
-                if trainer._stop_signal is not None:  # a second Ctrl-C: stop now
+                # A second Ctrl-C: stop now. (Under torchrun a Ctrl-C reaches a process twice, from
+                # the terminal and from torchrun, and the stop waits for the next log step: no.)
+                if trainer._stop_signal is not None and not trainer.world.active:
                     raise KeyboardInterrupt
                 trainer._stop_signal = signum  # finish the current step, checkpoint, stop
 
@@ -446,10 +498,17 @@ class Meter:
             self.sums[k] = self.sums[k] + v if k in self.sums else v.clone()
             self.counts[k] = self.counts.get(k, 0) + 1
 
-    def averages(self) -> dict[str, float]:
-        """The means as floats: the one host sync."""
-        values = torch.stack([s / self.counts[k] for k, s in self.sums.items()]).tolist()
+    def averages(self, world: distributed.World | None = None) -> dict[str, float]:
+        """The means as floats (over all ranks of ``world``): the one host sync."""
+        means = torch.stack([s / self.counts[k] for k, s in self.sums.items()])  # (K,)
+        values = distributed.mean_over_ranks(means, world or distributed.World()).tolist()
         return dict(zip(self.sums, values))
+
+    def average_over_ranks(self, world: distributed.World) -> None:
+        """Replace each sum by its mean over the ranks (every rank counts the same steps)."""
+        if world.active and self.sums:
+            means = distributed.mean_over_ranks(torch.stack(list(self.sums.values())), world)  # (K,)
+            self.sums = dict(zip(self.sums, means.unbind()))
 
     def reset(self) -> None:
         self.sums, self.counts = {}, {}
