@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -178,10 +179,10 @@ def test_bad_export_arguments(tmp_path, cond):
     g = cond[0]
     for kwargs, message in [
         ({"output": "png"}, "output='png': expected one of float, uint8"),
-        ({"opset": 7}, "opset=7: expected None or an int >= 13"),
+        ({"opset": 7}, "opset=7: expected None or an int in [13, 20]"),
         ({"class_names": ["a"]}, "1 class_names: expected 3"),
     ]:
-        with pytest.raises(GanEduError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        with pytest.raises(GanEduError, match=re.escape(message)):
             export_generator(g, tmp_path / "g.onnx", **kwargs)
     with pytest.raises(GanEduError, match="expected a path ending in .onnx"):
         export_generator(g, tmp_path / "g.txt")

@@ -15,8 +15,8 @@ from typing import Any
 from ..data.datasets import load_dataset
 from ..io import atomic_open
 from ..training.gan_trainer import GANTrainerConfig
-from ..training.runs import is_run_dir, new_gan_run
-from .train import positive_int
+from ..training.runs import new_gan_run, prepare_out_dir
+from .train import non_negative_int, positive_int
 
 # Settings chosen so the run ends in under 5 minutes on 2 CPU cores with recognisable shapes.
 QUICKSTART = {
@@ -35,7 +35,7 @@ def register(sub: Any) -> None:
     p.add_argument("--epochs", type=positive_int, default=QUICKSTART["epochs"], help=f"default {QUICKSTART['epochs']}")
     p.add_argument("--max-steps", type=positive_int, help="stop after this many steps (a quick look)")
     p.add_argument("--device", default="auto", help="auto (default), cpu, cuda")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=non_negative_int, default=0, help="seed of weights, noise and data order (default 0)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -53,18 +53,17 @@ def free_run_dir(base: Path) -> Path:
 def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     out = args.out if args.out is not None else free_run_dir(Path("runs") / "quickstart")
-    if args.out is not None and is_run_dir(out):
-        pass  # new_gan_run refuses it with a clear message
+    prepare_out_dir(out, dry_run=True)  # refuse an existing run before making the data
     dataset = load_dataset("shapes", "train", n=QUICKSTART["num_images"])
     config = GANTrainerConfig(
         epochs=args.epochs, max_steps=args.max_steps, batch_size=QUICKSTART["batch_size"], device=args.device,
         seed=args.seed, progress=not args.no_progress,
     )
-    print(f"gan-edu quickstart: a conditional DCGAN learns {dataset.num_classes} classes of shapes -> {out}", file=sys.stderr)
-    trainer = new_gan_run(
+    trainer = new_gan_run(  # refuses an existing run in --out with one line
         QUICKSTART["model"], dataset, config=config, out_dir=out,
         g_channels=QUICKSTART["g_channels"], d_channels=QUICKSTART["d_channels"],
     )
+    print(f"gan-edu quickstart: a conditional DCGAN learns {dataset.num_classes} classes of shapes -> {out}", file=sys.stderr)
     trainer.fit(dataset)
     wall = time.perf_counter() - t0
     last = next((r for r in reversed(trainer.history) if r["kind"] == "epoch"), trainer.history[-1])
