@@ -21,7 +21,7 @@ import torch
 from gan_edu.cli import main
 from gan_edu.data import load_dataset
 from gan_edu.errors import GanEduError
-from gan_edu.training import GANTrainerConfig, load_checkpoint, read_history
+from gan_edu.training import GANTrainerConfig, TrainingDiverged, load_checkpoint, read_history
 from gan_edu.training.callbacks import Callback
 from gan_edu.training.checkpoint import save_checkpoint
 from gan_edu.training.runs import new_gan_run, resume_gan_run
@@ -225,6 +225,28 @@ def test_a_kill_between_a_step_checkpoint_and_the_epoch_end_leaves_a_consistent_
     for name, module in straight.modules().items():
         for k, v in module.state_dict().items():
             assert torch.equal(v, resumed.modules()[name].state_dict()[k]), (name, k)
+
+
+class PoisonAWeightAtEpoch2(Callback):
+    """A weight turns infinite while the logged losses of the epoch were still finite."""
+
+    def on_epoch_end(self, trainer):
+        if trainer.epoch == 2:
+            with torch.no_grad():
+                trainer.generator.main[0].weight.view(-1)[0] = float("inf")
+
+
+def test_a_weight_that_is_not_finite_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path):
+    data = load_dataset("shapes", n=32, seed=3)  # 2 batches per epoch
+    config = GANTrainerConfig(epochs=3, batch_size=16, progress=False, log_every=1, seed=5, device="cpu")
+    t = new_gan_run("dcgan", data, config=config, out_dir=tmp_path / "r", g_channels=4, d_channels=4)
+    t.callbacks.append(PoisonAWeightAtEpoch2())
+    with pytest.raises(TrainingDiverged, match=r"generator\.main\.0\.weight is not finite at step 4 \(epoch 2\)") as excinfo:
+        t.fit(data)
+    assert "\n" not in str(excinfo.value) and "the last good checkpoint is kept" in str(excinfo.value)
+    state = load_checkpoint(tmp_path / "r" / "checkpoints" / "last.pt")
+    assert (state["step"], state["epoch"]) == (2, 1)  # the end of epoch 1
+    assert torch.isfinite(state["modules"]["generator"]["main.0.weight"]).all()
 
 
 def test_a_torn_history_line_is_skipped_and_rewritten_on_resume(tmp_path):
