@@ -80,7 +80,6 @@ SLOW_WRITE = textwrap.dedent(
         real_fsync(fd)
     gio.os.fsync = slow_fsync
     from gan_edu.cli import main
-from gan_edu.data import load_dataset
     sys.exit(main(sys.argv[3:]))
     """
 )
