@@ -5,6 +5,7 @@ These tests use real subprocesses and real signals.
 
 from __future__ import annotations
 
+import ast
 import os
 import pickle
 import signal
@@ -18,8 +19,12 @@ import pytest
 import torch
 
 from gan_edu.cli import main
+from gan_edu.data import load_dataset
 from gan_edu.errors import GanEduError
-from gan_edu.training import load_checkpoint
+from gan_edu.training import GANTrainerConfig, TrainingDiverged, load_checkpoint, read_history
+from gan_edu.training.callbacks import Callback
+from gan_edu.training.checkpoint import save_checkpoint
+from gan_edu.training.runs import new_gan_run, resume_gan_run
 
 TINY = ["--num-images", "64", "--batch-size", "16", "--g-channels", "4", "--d-channels", "4", "--no-progress", "--log-every", "1"]
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
@@ -102,8 +107,9 @@ def test_kill_9_during_a_checkpoint_write_keeps_the_previous_checkpoint(tmp_path
     for name, module in after["modules"].items():
         for k, v in module.items():
             assert torch.equal(v, before["modules"][name][k])
-    # and the run resumes from it
+    # and the run resumes from it; the killed write's temporary file is cleaned up
     assert main(["train", "--resume", str(run), "--max-steps", str(after["step"] + 1), "--no-progress"]) == 0
+    assert not list(run.rglob(".*.tmp"))
 
 
 def test_kill_9_at_random_moments_never_leaves_a_corrupt_checkpoint(tmp_path):
@@ -181,3 +187,126 @@ def test_a_checkpoint_of_another_model_is_refused(tmp_path, capsys):
     assert main(["train", "--resume", str(a), "--no-progress"]) == 2
     err = capsys.readouterr().err.strip()
     assert "weights of another model" in err and len(err.splitlines()) == 1
+
+
+# -- what a kill -9 leaves behind ---------------------------------------------------------------
+class Crash(Exception):
+    """Stands for a kill -9: the process stops at once, nothing after it runs."""
+
+
+class CrashAtFirstEpochEnd(Callback):
+    def on_epoch_end(self, trainer):
+        raise Crash
+
+
+def test_a_kill_between_a_step_checkpoint_and_the_epoch_end_leaves_a_consistent_history(tmp_path):
+    """With --checkpoint-every equal to the batches per epoch, the last batch of an epoch is
+    checkpointed (step 2, epoch 0), then the epoch-end record is logged, then the epoch-end
+    checkpoint (epoch 1) is written. Killed in between, the resumed run must not log that epoch
+    twice, and must end as a run never killed."""
+    data = load_dataset("shapes", n=32, seed=3)  # 2 batches per epoch
+    config = GANTrainerConfig(epochs=2, batch_size=16, progress=False, log_every=1, seed=5, checkpoint_every=2, device="cpu")
+    straight = new_gan_run("dcgan", data, config=config, out_dir=tmp_path / "a", g_channels=4, d_channels=4)
+    straight.fit(data)
+
+    killed = new_gan_run("dcgan", data, config=config, out_dir=tmp_path / "b", g_channels=4, d_channels=4)
+    killed.callbacks.append(CrashAtFirstEpochEnd())
+    with pytest.raises(Crash):
+        killed.fit(data)
+    state = load_checkpoint(tmp_path / "b" / "checkpoints" / "last.pt")
+    assert (state["step"], state["epoch"], state["batch_in_epoch"]) == (2, 0, 2)
+    assert [r["epoch"] for r in read_history(tmp_path / "b" / "history.jsonl") if r["kind"] == "epoch"] == [1]  # logged, not checkpointed
+
+    resumed, resumed_data = resume_gan_run(tmp_path / "b")
+    resumed.fit(resumed_data)
+    history = read_history(tmp_path / "b" / "history.jsonl")
+    assert [(r["kind"], r["step"], r["epoch"]) for r in history] == [(r["kind"], r["step"], r["epoch"]) for r in straight.history]
+    for name, module in straight.modules().items():
+        for k, v in module.state_dict().items():
+            assert torch.equal(v, resumed.modules()[name].state_dict()[k]), (name, k)
+
+
+class PoisonAWeightAtEpoch2(Callback):
+    """A weight turns infinite while the logged losses of the epoch were still finite."""
+
+    def on_epoch_end(self, trainer):
+        if trainer.epoch == 2:
+            with torch.no_grad():
+                trainer.generator.main[0].weight.view(-1)[0] = float("inf")
+
+
+def test_a_weight_that_is_not_finite_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path):
+    data = load_dataset("shapes", n=32, seed=3)  # 2 batches per epoch
+    config = GANTrainerConfig(epochs=3, batch_size=16, progress=False, log_every=1, seed=5, device="cpu")
+    t = new_gan_run("dcgan", data, config=config, out_dir=tmp_path / "r", g_channels=4, d_channels=4)
+    t.callbacks.append(PoisonAWeightAtEpoch2())
+    with pytest.raises(TrainingDiverged, match=r"generator\.main\.0\.weight is not finite at step 4 \(epoch 2\)") as excinfo:
+        t.fit(data)
+    assert "\n" not in str(excinfo.value) and "the last good checkpoint is kept" in str(excinfo.value)
+    state = load_checkpoint(tmp_path / "r" / "checkpoints" / "last.pt")
+    assert (state["step"], state["epoch"]) == (2, 1)  # the end of epoch 1
+    assert torch.isfinite(state["modules"]["generator"]["main.0.weight"]).all()
+
+
+def test_a_torn_history_line_is_skipped_and_rewritten_on_resume(tmp_path):
+    run = tmp_path / "run"
+    assert main(["train", "--out", str(run), "--max-steps", "3", *TINY]) == 0
+    with open(run / "history.jsonl", "a") as f:
+        f.write('{"kind": "step", "step": 4, "epo')  # a kill in the middle of an append
+    assert [r["step"] for r in read_history(run / "history.jsonl")] == [1, 2, 3]
+    assert main(["train", "--resume", str(run), "--max-steps", "4", "--no-progress"]) == 0
+    lines = (run / "history.jsonl").read_text().splitlines()
+    assert [r["step"] for r in read_history(run / "history.jsonl")] == [1, 2, 3, 4] and len(lines) == 4
+
+
+def test_temporaries_of_killed_writes_are_removed_by_the_next_checkpoint(tmp_path):
+    folder = tmp_path / "checkpoints"
+    path = folder / "last.pt"
+    save_checkpoint(path, {"step": 1})
+    stale = [folder / ".last.pt.k2j4_x9a.tmp", folder / ".last.pt.00000000.tmp"]  # what kills during writes leave
+    keep = [folder / ".other.pt.k2j4_x9a.tmp", folder / ".last.pt.notes.tmp", folder / "last.pt.bak"]  # not ours to remove
+    for f in stale + keep:
+        f.write_bytes(b"half a checkpoint")
+    save_checkpoint(path, {"step": 2})
+    assert not any(f.exists() for f in stale)
+    assert all(f.exists() for f in keep)
+    assert load_checkpoint(path)["step"] == 2
+
+
+# -- no code from files ---------------------------------------------------------------------------
+PACKAGE = Path(__file__).resolve().parents[1] / "gan_edu"
+
+
+def _calls(tree: ast.AST, dotted: str):
+    """Every call of ``dotted`` (e.g. ``torch.load``) in ``tree``, and every bare mention of it."""
+    module, name = dotted.rsplit(".", 1)
+    calls, mentions = [], []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == name \
+                and isinstance(node.func.value, ast.Name) and node.func.value.id == module:
+            calls.append(node)
+        elif isinstance(node, ast.Attribute) and node.attr == name and isinstance(node.value, ast.Name) and node.value.id == module:
+            mentions.append(node)
+    return calls, mentions
+
+
+def test_every_torch_load_is_weights_only_and_nothing_unpickles():
+    files = sorted(PACKAGE.rglob("*.py"))
+    assert len(files) > 20
+    loads = 0
+    for path in files:
+        source = path.read_text()
+        tree = ast.parse(source, str(path))
+        calls, mentions = _calls(tree, "torch.load")
+        assert len(mentions) == len(calls), f"{path}: torch.load used other than as a call (aliased?)"
+        for call in calls:
+            flags = {k.arg: k.value for k in call.keywords}
+            assert isinstance(flags.get("weights_only"), ast.Constant) and flags["weights_only"].value is True, \
+                f"{path}:{call.lineno}: torch.load without weights_only=True"
+        loads += len(calls)
+        for dotted in ("pickle.load", "pickle.loads", "pickle.Unpickler", "marshal.loads", "dill.load", "dill.loads"):
+            assert not _calls(tree, dotted)[1] and not _calls(tree, dotted)[0], f"{path}: {dotted} runs code from bytes"
+        assert "from pickle import" not in source and "from torch import load" not in source, path
+        assert "allow_pickle=True" not in source, f"{path}: numpy's allow_pickle=True unpickles"
+        assert "eval(" not in source.replace(".eval(", "") and "exec(" not in source, f"{path}: eval/exec"
+    assert loads >= 1  # the checkpoint loader is found by this scan

@@ -19,6 +19,7 @@ def register(sub: Any) -> None:
     info.add_argument("--dataset", default="shapes", choices=sorted(DATASETS), help="the data set (default shapes)")
     add_data_arguments(info)
     info.set_defaults(func=run_info)
+    p.set_defaults(func=lambda args: p.error("expected a command: info"))  # bare `gan-edu data`: one line, exit 2
 
 
 def run_info(args: argparse.Namespace) -> int:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import GanEduError, check
+from ..io import check_writable
 from .train import non_negative_int, positive_int
 
 
@@ -65,6 +66,7 @@ def run_export(args: argparse.Namespace) -> int:
     from ..export.exporter import export_generator
 
     refuse_existing(args.output, args.overwrite, "-o")
+    check_writable(args.output, "-o")
     path = export_generator(
         args.run_dir, args.output, opset=args.opset, dynamic_batch=not args.static_batch,
         output="uint8" if args.uint8 else "float", dynamo=args.dynamo,
@@ -85,7 +87,9 @@ def run_sample(args: argparse.Namespace) -> int:
     for path, flag in ((args.output, "-o"), (args.npz, "--npz")):
         if path is not None:
             refuse_existing(path, args.overwrite, flag)
+            check_writable(path, flag)
     g = OnnxGenerator(args.model, providers=args.provider, **({"batch_size": args.batch_size} if args.batch_size else {}))
+    g.check_fits(args.n)
     labels = args.labels
     if labels is not None:
         check(g.num_classes is not None, f"--labels given for the unconditional {args.model}: expected no --labels")

@@ -15,9 +15,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..errors import check
 from ..io import atomic_open
 from ..pipeline import PipelineConfig, run_pipeline
-from .train import positive_int
+from .train import non_negative_int, positive_int
 
 #: Budgets chosen so the whole run ends in under 5 minutes on 2 CPU cores (measured: see README).
 QUICKSTART = PipelineConfig(
@@ -43,7 +44,7 @@ def register(sub: Any) -> None:
     p.add_argument("--gan-epochs", type=positive_int, default=QUICKSTART.gan_epochs, help=f"default {QUICKSTART.gan_epochs}")
     p.add_argument("--max-steps", type=positive_int, help="cap the GAN and each classifier at this many steps (a quick look)")
     p.add_argument("--device", default="auto", help="auto (default), cpu, cuda")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=non_negative_int, default=0, help="seed of weights, noise and data order (default 0)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -63,6 +64,10 @@ def run(args: argparse.Namespace) -> int:
 
     t0 = time.perf_counter()
     out = args.out if args.out is not None else free_run_dir(Path("runs") / "quickstart")
+    check(
+        args.out is None or not args.out.exists() or not any(args.out.iterdir()),
+        f"--out {args.out}: the folder exists and is not empty; quickstart never overwrites: expected a new folder (or no --out)",
+    )
     config = dataclasses.replace(
         QUICKSTART, gan_epochs=args.gan_epochs, gan_max_steps=args.max_steps, classifier_max_steps=args.max_steps,
         synthetic_images=QUICKSTART.synthetic_images if args.max_steps is None else 500,

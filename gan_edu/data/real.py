@@ -24,9 +24,12 @@ from __future__ import annotations
 import contextlib
 import gzip
 import io
+import pickle
 import re
 import shutil
 import sys
+import tarfile
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -57,6 +60,11 @@ def _short(e: BaseException) -> str:
     return f"{type(e).__name__}: {text[:150]}" if text else type(e).__name__
 
 
+#: What torchvision's readers raise on missing, truncated or corrupt files: its own RuntimeError,
+#: the idx reader's assert on a bad header, a pickle or archive that does not parse, a short read.
+FILE_ERRORS = (RuntimeError, AssertionError, ValueError, EOFError, OSError, IndexError, KeyError, TypeError, pickle.UnpicklingError, tarfile.TarError, zipfile.BadZipFile)
+
+
 def open_torchvision(what: str, make: Callable[[bool], T], *, download: bool, files: list[Path], put: str) -> T:
     """Open a torchvision data set, downloading when allowed; any failure becomes one line.
 
@@ -69,7 +77,7 @@ def open_torchvision(what: str, make: Callable[[bool], T], *, download: bool, fi
     """
     try:
         return make(False)
-    except RuntimeError as e:  # torchvision: "Dataset not found or corrupted"
+    except FILE_ERRORS as e:  # torchvision: "Dataset not found or corrupted", or a reader choking on a bad file
         local = e
     missing = [f for f in files if not f.exists()]
     if not missing:  # all there, yet refused: a checksum (or format) failure

@@ -146,7 +146,7 @@ class GeneratorInfo:
     def from_props(cls, props: Mapping[str, str], source: str) -> GeneratorInfo:
         """Read the ONNX ``metadata_props`` written by :meth:`to_props`."""
         if "format" not in props:
-            raise GanEduError(f"{source}: not a gan-edu generator (no 'format' in its ONNX metadata)")
+            raise GanEduError(f"{source}: not a gan-edu generator (no 'format' in its ONNX metadata); expected a file written by gan-edu export")
         values: dict[str, Any] = {}
         for key, text in props.items():
             if key in KEYS:

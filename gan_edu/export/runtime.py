@@ -86,6 +86,27 @@ def cuda_device_count() -> int:
     return 0
 
 
+def check_providers(providers: Sequence[str]) -> None:
+    """Raise a one-line GanEduError for a provider name this onnxruntime does not have.
+
+    (onnxruntime itself only warns and falls back to the CPU: a typo would go unnoticed.)
+    """
+    import onnxruntime as ort
+
+    available = ort.get_available_providers()
+    unknown = [p for p in providers if not isinstance(p, str) or p not in available]
+    if unknown:
+        raise GanEduError(f"provider {unknown[0]!r}: not in this onnxruntime; expected one of {', '.join(available)}")
+
+
+def memory_bytes() -> int | None:
+    """This machine's physical memory in bytes, or None where the OS does not say."""
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
 class OnnxGenerator:
     """A gan-edu generator exported to ONNX, sampled with onnxruntime.
 
@@ -122,6 +143,8 @@ class OnnxGenerator:
         self.batch_size = batch_size
         wanted = list(providers) if providers is not None else default_providers()
         check(bool(wanted), "providers=[]: expected at least one onnxruntime execution provider")
+        check_providers(wanted)
+        check(not self.path.is_dir(), f"{self.path}: a folder; expected an exported gan-edu generator (.onnx) or bank manifest (.json)")
         check(self.path.is_file(), f"{self.path}: no such file; expected an exported gan-edu generator (.onnx) or bank manifest (.json)")
         options = dict(providers=wanted, intra_op_num_threads=intra_op_num_threads)
         if self.path.suffix == ".json":
@@ -172,7 +195,7 @@ class OnnxGenerator:
 
         Drawn with ``np.random.default_rng(seed).standard_normal(..., dtype=np.float32)``.
         """
-        _check_n(n)
+        self.check_fits(n)
         return np.concatenate(list(_latent_batches(n, self.latent_dim, self.batch_size, seed)))
 
     def balanced_labels(self, n: int) -> np.ndarray | None:
@@ -260,6 +283,7 @@ class OnnxGenerator:
         Raises:
             GanEduError: ``n`` is not a positive int, or the labels do not fit the model.
         """
+        self.check_fits(n)
         return np.concatenate(list(self.iter_sample(n, labels, seed=seed, batch_size=batch_size)))
 
     def to_uint8(self, images: np.ndarray) -> np.ndarray:
@@ -273,6 +297,20 @@ class OnnxGenerator:
         return float_to_uint8(images)
 
     # -- internals ----------------------------------------------------------------------------
+    def check_fits(self, n: int) -> None:
+        """Raise a one-line GanEduError unless ``n`` images (with their noise and labels) fit in memory at once.
+
+        :meth:`sample` and :meth:`latent` hold all ``n`` at once; :meth:`iter_sample` does not.
+        """
+        _check_n(n)
+        total = memory_bytes()
+        row = 4 * self.latent_dim + 8 + int(np.prod(self.info.output_shape)) * (1 if self.output == "uint8" else 4)
+        check(
+            total is None or n * row <= total,
+            f"n={n}: {n * row / 1e9:,.0f} GB of images at once, more than this machine's {(total or 0) / 1e9:.0f} GB of memory; "
+            "expected a smaller n (iter_sample draws any number batch by batch)",
+        )
+
     def _batch_size(self, batch_size: int | None) -> int:
         size = self.batch_size if batch_size is None else batch_size
         check(isinstance(size, int) and size > 0, f"batch_size={size!r}: expected a positive int")

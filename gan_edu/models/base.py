@@ -175,7 +175,8 @@ class GANModule(nn.Module):
             meta = json.loads(config_path.read_text())
             name, values = meta["class"], meta["config"]
         except (ValueError, KeyError, TypeError) as e:
-            raise GanEduError(f"{config_path}: not a gan-edu model config ({e})") from None
+            why = f"missing {e}" if isinstance(e, KeyError) else str(e)[:100]
+            raise GanEduError(f"{config_path}: not a gan-edu model config ({why}); expected the config.json save_pretrained wrote") from None
         klass = MODULE_CLASSES.get(name)
         check(klass is not None, f"{config_path}: unknown model class {name!r}; expected one of {sorted(MODULE_CLASSES)}")
         assert klass is not None
@@ -302,8 +303,8 @@ def doublings(size: int, bases: tuple[int, ...] = (4, 7)) -> tuple[int, int]:
             return base, int(k)
     examples = sorted({b * 2**k for b in bases for k in (1, 2, 3, 4)})
     raise GanEduError(
-        f"image size {size}: this model makes sides of the form {' or '.join(f'{b}*2^k' for b in bases)} "
-        f"(e.g. {', '.join(map(str, examples))})"
+        f"image size {size}: this model cannot make it; expected a side of the form {' or '.join(f'{b}*2^k' for b in bases)} "
+        f"with k >= 1 (e.g. {', '.join(map(str, examples))})"
     )
 
 

@@ -17,6 +17,7 @@ import torch
 
 from ..data.datasets import ImageSet, load_dataset
 from ..errors import GanEduError, check
+from ..io import check_writable
 from ..losses import GANLoss, get_loss
 from ..models import build_gan
 from ..models.base import MODULE_CLASSES
@@ -29,8 +30,13 @@ def is_run_dir(path: Path) -> bool:
     return (path / CONFIG_NAME).is_file() or (path / CHECKPOINT_NAME).is_file()
 
 
-def prepare_out_dir(out_dir: str | Path, *, overwrite: bool = False) -> Path:
+def prepare_out_dir(out_dir: str | Path, *, overwrite: bool = False, dry_run: bool = False) -> Path:
     """Make sure ``out_dir`` can take a new run: it is new, empty, or (with ``overwrite``) an old run.
+
+    Args:
+        out_dir: the run folder.
+        overwrite: delete an old run there.
+        dry_run: only check; neither delete nor create anything.
 
     Raises:
         GanEduError: the folder holds a run and ``overwrite`` is False, or it holds other files.
@@ -38,13 +44,17 @@ def prepare_out_dir(out_dir: str | Path, *, overwrite: bool = False) -> Path:
     out = Path(out_dir)
     if out.exists():
         check(out.is_dir(), f"--out {out}: exists and is not a folder; expected a new or empty folder")
+    check_writable(out, "--out", folder=True)
+    if out.exists():
         if any(out.iterdir()):
             if not is_run_dir(out):
                 raise GanEduError(f"--out {out}: folder exists and is not a gan-edu run; expected a new or empty folder")
             if not overwrite:
                 raise GanEduError(f"--out {out}: a run already exists there; use --resume {out} to continue it or --overwrite to replace it")
-            shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
+            if not dry_run:
+                shutil.rmtree(out)
+    if not dry_run:
+        out.mkdir(parents=True, exist_ok=True)
     return out
 
 
@@ -60,15 +70,24 @@ def new_gan_run(
 ) -> GANTrainer:
     """A :class:`GANTrainer` for registry model ``model`` fitted to ``dataset``'s images and classes.
 
-    The weights are initialised after seeding torch with ``config.seed``.
+    The weights are initialised after seeding torch with ``config.seed``. Everything is checked
+    (model, loss, sizes, the batch against the data) before ``out_dir`` is touched, so a run that
+    cannot start never replaces an old one, even with ``overwrite``.
     """
     config = config or GANTrainerConfig()
-    if out_dir is not None and World.from_env().is_main:  # under torchrun, rank 0 owns the folder
-        prepare_out_dir(out_dir, overwrite=overwrite)
+    check(
+        len(dataset) >= config.batch_size,
+        f"batch_size={config.batch_size}: the training data has only {len(dataset)} images; expected a batch size of at most {len(dataset)}",
+    )
+    if out_dir is not None:
+        prepare_out_dir(out_dir, overwrite=overwrite, dry_run=True)  # refuse an existing run before the work below
     loss = get_loss(loss) if isinstance(loss, str) else loss
     torch.manual_seed(config.seed)
     g, d = build_gan(model, image_shape=dataset.image_shape, num_classes=dataset.num_classes, **model_config)
-    return GANTrainer(g, d, loss, config, out_dir=out_dir, meta={"model": model})
+    trainer = GANTrainer(g, d, loss, config, out_dir=out_dir, meta={"model": model})
+    if out_dir is not None and World.from_env().is_main:  # under torchrun, rank 0 owns the folder
+        prepare_out_dir(out_dir, overwrite=overwrite)  # only now may an old run (with overwrite) go
+    return trainer
 
 
 def read_run_config(run_dir: str | Path) -> dict[str, Any]:
@@ -76,9 +95,11 @@ def read_run_config(run_dir: str | Path) -> dict[str, Any]:
     path = Path(run_dir) / CONFIG_NAME
     check(path.is_file(), f"{run_dir}: not a gan-edu run folder (no {CONFIG_NAME})")
     try:
-        return json.loads(path.read_text())
-    except ValueError as e:
-        raise GanEduError(f"{path}: corrupt run config ({e})") from None
+        cfg = json.loads(path.read_text())
+    except ValueError as e:  # UnicodeDecodeError included
+        raise GanEduError(f"{path}: corrupt run config ({str(e)[:100]}); expected the config.json gan-edu train wrote") from None
+    check(isinstance(cfg, dict), f"{path}: a JSON {type(cfg).__name__}, not a run config; expected the config.json gan-edu train wrote")
+    return cfg
 
 
 def resume_gan_run(run_dir: str | Path, **overrides: Any) -> tuple[GANTrainer, ImageSet]:
@@ -106,7 +127,7 @@ def resume_gan_run(run_dir: str | Path, **overrides: Any) -> tuple[GANTrainer, I
         classes = data_options.pop("classes", None)  # a subset's classes (a bank member's run)
         data_name = cfg["data"]["name"]
     except (KeyError, TypeError) as e:
-        raise GanEduError(f"{run_dir / CONFIG_NAME}: not a GAN run config (missing {e})") from None
+        raise GanEduError(f"{run_dir / CONFIG_NAME}: not a GAN run config (missing {e}); expected the config.json gan-edu train wrote") from None
     dataset = load_dataset(data_name, split, **data_options)
     if classes is not None:
         dataset = dataset.subset(classes)

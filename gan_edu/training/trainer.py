@@ -39,7 +39,7 @@ from .. import __version__
 from ..data.images import ImageSet
 from ..data.loader import Batch, Loader, make_loader
 from ..errors import GanEduError, check
-from ..io import atomic_open, atomic_write_json
+from ..io import atomic_open, atomic_write_json, remove_stale_temporaries
 from ..models.base import load_state_dict_checked
 from . import distributed
 from .callbacks import Callback
@@ -451,12 +451,19 @@ class Trainer(ABC):
         assert path is not None
         state = load_checkpoint(path, map_location=self.device)
         self.load_state_dict(state, str(path))
-        if self.out_dir is not None and (self.out_dir / HISTORY_NAME).exists():
-            records = read_history(self.out_dir / HISTORY_NAME)
-            self.history = [r for r in records if r["step"] <= self.step]  # drop what came after the checkpoint
+        if self.out_dir is not None:
+            # The run stopped somewhere after this checkpoint (a kill -9, a crash): what it logged since
+            # is redone from here, so drop it; a record is past the checkpoint when its step is, or
+            # when it closed an epoch the checkpoint had not (the last batch of an epoch is
+            # checkpointed by --checkpoint-every before the epoch-end record).
+            if (self.out_dir / HISTORY_NAME).exists():
+                records = read_history(self.out_dir / HISTORY_NAME)
+                self.history = [r for r in records if r["step"] <= self.step and r["epoch"] <= self.epoch]
+                if self.writes_files:
+                    with atomic_open(self.out_dir / HISTORY_NAME, "w") as f:
+                        f.writelines(json.dumps(r) + "\n" for r in self.history)
             if self.writes_files:
-                with atomic_open(self.out_dir / HISTORY_NAME, "w") as f:
-                    f.writelines(json.dumps(r) + "\n" for r in self.history)
+                remove_stale_temporaries(self.out_dir, recursive=True)  # half-written files of the stopped process
 
     # -- interruption -----------------------------------------------------------------------
     def _signals_caught(self) -> Any:

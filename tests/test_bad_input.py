@@ -1,0 +1,285 @@
+"""Bad input, one table: every row is answered with one line that names the bad value and what was
+expected, exit code 2 on the command line (a GanEduError from Python), no traceback, and no file
+touched: each row runs against a folder of real files (a trained tiny run, its ONNX export, data
+sets in their real formats, broken copies of all of them) whose bytes, times and names are
+compared before and after.
+
+The rows run in process (``gan_edu.cli.main``); two of them run again as real ``python -m
+gan_edu`` processes to show what a user sees.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+from formats import write_cifar10, write_mnist
+from PIL import Image
+
+from gan_edu.cli import main
+from gan_edu.data import load_dataset
+from gan_edu.errors import GanEduError
+from gan_edu.export import OnnxGenerator, export_generator
+from gan_edu.models import Generator, build_gan
+from gan_edu.training import GANTrainerConfig, load_checkpoint
+from gan_edu.training.runs import new_gan_run, resume_gan_run
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["--num-images", "64", "--batch-size", "16", "--g-channels", "4", "--d-channels", "4", "--max-steps", "1", "--no-progress"]
+
+
+class MakesAMarker:
+    """Unpickling this creates a file: what a malicious checkpoint would do."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __reduce__(self):
+        return (Path.touch, (self.path,))
+
+
+@pytest.fixture(scope="module")
+def ws(tmp_path_factory) -> Path:
+    """The workspace every row runs against (a run, an export, data sets, broken copies)."""
+    import torch
+
+    ws = tmp_path_factory.mktemp("ws")
+    run = ws / "run"
+    assert main(["train", "--model", "cdcgan", "--out", str(run), *TINY]) == 0  # the one trained run
+    assert main(["export", str(run), "-o", str(ws / "g.onnx")]) == 0
+    (ws / "file").write_text("a regular file, where a folder would be needed")
+    (ws / "empty").mkdir()
+
+    write_cifar10(ws / "cifar-broken")  # the release's layout, then one batch that is not a pickle
+    (ws / "cifar-broken" / "cifar-10-batches-py" / "data_batch_1").write_bytes(b"\x80\x02 not a pickle")
+    write_mnist(ws / "mnist-truncated")
+    images = ws / "mnist-truncated" / "MNIST" / "raw" / "train-images-idx3-ubyte"
+    images.write_bytes(images.read_bytes()[:100])  # header says 20 images, 84 bytes follow
+    write_mnist(ws / "mnist-badheader")
+    (ws / "mnist-badheader" / "MNIST" / "raw" / "train-images-idx3-ubyte").write_bytes(bytes(100))  # not an idx header
+
+    (ws / "noimages").mkdir()
+    (ws / "noimages" / "readme.txt").write_text("no pictures here")
+    (ws / "brokenimage").mkdir()
+    for i in range(16):
+        Image.new("RGB", (40, 40), (i * 10, 0, 0)).save(ws / "brokenimage" / f"{i:02d}.png")
+    (ws / "brokenimage" / "zz.png").write_bytes(b"\x89PNG\r\n\x1a\n and then nothing")
+
+    def broken_run(name: str, mutate: Callable[[Path], None]) -> Path:
+        copy = ws / name
+        shutil.copytree(run, copy)
+        mutate(copy)
+        return copy
+
+    ckpt = "checkpoints/last.pt"
+    broken_run("run-truncated", lambda d: (d / ckpt).write_bytes((d / ckpt).read_bytes()[:4096]))
+    broken_run("run-corrupt", lambda d: (d / ckpt).write_bytes(b"\x00garbage" * 512))
+    evil = {"format": "gan-edu-checkpoint", "payload": MakesAMarker(ws / "pwned")}
+    broken_run("run-malicious", lambda d: torch.save(evil, d / ckpt))
+    broken_run("run-badconfig", lambda d: (d / "config.json").write_text("{ not json"))
+    broken_run("run-badweights", lambda d: (d / "generator" / "model.safetensors").write_bytes(b"\x08\x00\x00"))
+    wider = new_gan_run("cdcgan", load_dataset("shapes", n=16), config=GANTrainerConfig(batch_size=16, device="cpu", progress=False),
+                        g_channels=8, d_channels=8)
+    broken_run("run-other", lambda d: wider.save_checkpoint(d / ckpt))  # a checkpoint of a wider model
+
+    from onnx import TensorProto, helper, numpy_helper, save
+
+    w = numpy_helper.from_array(np.ones(4, np.float32), "w")
+    graph = helper.make_graph(
+        [helper.make_node("Add", ["x", "w"], ["y"])], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4])], [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4])], [w],
+    )
+    save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=9), str(ws / "plain.onnx"))  # valid ONNX, not ours
+    (ws / "text.onnx").write_text("hello, not a model")
+    return ws
+
+
+@dataclass(frozen=True)
+class Row:
+    """One bad input: a command line (``{ws}`` is the workspace) or a Python call, and two parts of
+    the one-line answer: the bad value it names and what it says was expected."""
+
+    id: str
+    call: list[str] | Callable[[Path], object]
+    names: str
+    wants: str
+
+
+ROWS = [
+    # -- data sets: missing, corrupt, empty, unusable --------------------------------------------
+    Row("cifar10-missing", ["train", "--dataset", "cifar10", "--data-root", "{ws}/empty", "--no-download", *TINY],
+        "empty/cifar-10-batches-py/data_batch_1 not found and download is off", "put data_batch_1..5, test_batch and batches.meta"),
+    Row("mnist-missing", ["data", "info", "--dataset", "mnist", "--data-root", "{ws}/empty", "--no-download"],
+        "empty/MNIST/raw/train-images-idx3-ubyte not found", "put train-images-idx3-ubyte"),
+    Row("cifar10-corrupt", ["train", "--dataset", "cifar10", "--data-root", "{ws}/cifar-broken", "--no-download", *TINY],
+        "cifar-broken/cifar-10-batches-py fail torchvision's check", "replace them: put data_batch_1..5"),
+    Row("mnist-truncated", ["train", "--dataset", "mnist", "--data-root", "{ws}/mnist-truncated", "--no-download", *TINY],
+        "mnist-truncated/MNIST/raw fail torchvision's check", "replace them: put train-images-idx3-ubyte"),
+    Row("mnist-bad-header", ["train", "--dataset", "mnist", "--data-root", "{ws}/mnist-badheader", "--no-download", *TINY],
+        "mnist-badheader/MNIST/raw fail torchvision's check (AssertionError)", "replace them"),
+    Row("folder-no-images", ["train", "--dataset", "folder", "--data-root", "{ws}/noimages", *TINY],
+        "no images in", "expected files ending in .jpg, .png"),
+    Row("folder-is-a-file", ["train", "--dataset", "folder", "--data-root", "{ws}/file", *TINY],
+        "/file is not a folder", "expected --data-root DIR"),
+    Row("folder-broken-image", ["train", "--dataset", "folder", "--data-root", "{ws}/brokenimage", "--image-size", "32", *TINY],
+        "zz.png: not a readable image", "expected an image file PIL can open"),
+    Row("image-size-impossible", ["train", "--image-size", "20", "--out", "{ws}/new", *TINY],
+        "image size 20: this model cannot make it", "expected a side of the form 4*2^k or 7*2^k"),
+    Row("batch-larger-than-data", ["train", "--out", "{ws}/new", *TINY, "--batch-size", "128"],
+        "batch_size=128: the training data has only 64 images", "expected a batch size of at most 64"),
+    # -- checkpoints and run folders --------------------------------------------------------------
+    Row("checkpoint-truncated", ["train", "--resume", "{ws}/run-truncated"],
+        "run-truncated/checkpoints/last.pt: truncated or corrupt checkpoint", "expected a complete checkpoint"),
+    Row("checkpoint-corrupt", ["train", "--resume", "{ws}/run-corrupt"],
+        "run-corrupt/checkpoints/last.pt: truncated or corrupt checkpoint", "expected a complete checkpoint"),
+    Row("checkpoint-malicious", ["train", "--resume", "{ws}/run-malicious"],
+        "run-malicious/checkpoints/last.pt: refused, it asks to run code", "expected a complete checkpoint"),
+    Row("checkpoint-of-another-model", ["train", "--resume", "{ws}/run-other"],
+        "weights of another model for DCGANGenerator", "expected ("),
+    Row("run-config-corrupt", ["train", "--resume", "{ws}/run-badconfig"],
+        "run-badconfig/config.json: corrupt run config", "expected the config.json gan-edu train wrote"),
+    Row("resume-not-a-run", ["train", "--resume", "{ws}/empty"], "empty: not a gan-edu run folder", "(no config.json)"),
+    Row("run-exists", ["train", "--out", "{ws}/run", *TINY],
+        "--out {ws}/run: a run already exists there", "use --resume {ws}/run to continue it or --overwrite"),
+    Row("overwrite-but-cannot-start", ["train", "--out", "{ws}/run", "--overwrite", "--image-size", "20", *TINY],
+        "image size 20", "expected a side of the form"),  # the old run must survive a new one that cannot start
+    Row("quickstart-run-exists", ["quickstart", "--out", "{ws}/run", "--max-steps", "1", "--no-progress"],
+        "--out {ws}/run: the folder exists and is not empty", "expected a new folder"),
+    Row("out-is-a-file", ["train", "--out", "{ws}/file", *TINY], "--out {ws}/file: exists and is not a folder", "expected a new or empty folder"),
+    Row("out-under-a-file", ["train", "--out", "{ws}/file/run", *TINY],
+        "--out {ws}/file/run: cannot write there, {ws}/file is a file", "expected a path inside a folder"),
+    Row("generator-weights-corrupt", ["export", "{ws}/run-badweights", "-o", "{ws}/new.onnx"],
+        "run-badweights/generator/model.safetensors: corrupt or truncated weights file", "("),
+    # -- export ---------------------------------------------------------------------------------
+    Row("export-existing-file", ["export", "{ws}/run", "-o", "{ws}/g.onnx"], "-o {ws}/g.onnx: file exists", "use --overwrite to replace it"),
+    Row("export-not-onnx-name", ["export", "{ws}/run", "-o", "{ws}/g.txt"], "g.txt", "expected a path ending in .onnx"),
+    Row("export-unwritable", ["export", "{ws}/run", "-o", "{ws}/file/g.onnx"], "{ws}/file is a file, not a folder", "expected a path inside a folder"),
+    Row("export-opset-too-new", ["export", "{ws}/run", "-o", "{ws}/new.onnx", "--opset", "99"], "opset=99", "expected None or an int in [13, 20]"),
+    Row("export-no-generator", ["export", "{ws}/empty", "-o", "{ws}/new.onnx"], "empty: holds no generator", "expected a run folder"),
+    # -- sample ---------------------------------------------------------------------------------
+    Row("onnx-not-gan-edu", ["sample", "{ws}/plain.onnx", "-o", "{ws}/grid.png"],
+        "plain.onnx: not a gan-edu generator", "expected a file written by gan-edu export"),
+    Row("onnx-not-onnx", ["sample", "{ws}/text.onnx", "-o", "{ws}/grid.png"], "text.onnx: not an ONNX model", "expected an exported gan-edu generator"),
+    Row("onnx-is-a-folder", ["sample", "{ws}/run", "-o", "{ws}/grid.png"], "run: a folder", "expected an exported gan-edu generator"),
+    Row("onnx-missing", ["sample", "{ws}/none.onnx", "-o", "{ws}/grid.png"], "none.onnx: no such file", "expected an exported gan-edu generator"),
+    Row("labels-out-of-range", ["sample", "{ws}/g.onnx", "-n", "2", "--labels", "0,99", "-o", "{ws}/grid.png"],
+        "labels in [0, 99]", "expected labels in [0, 9] (10 classes)"),
+    Row("labels-not-ints", ["sample", "{ws}/g.onnx", "--labels", "cat,dog", "-o", "{ws}/grid.png"],
+        "'cat,dog' is not a comma-separated list of ints", "expected e.g. 0,1,2"),
+    Row("n-zero", ["sample", "{ws}/g.onnx", "-n", "0", "-o", "{ws}/grid.png"], "-n: 0 is not positive", "expected a positive int"),
+    Row("n-negative", ["sample", "{ws}/g.onnx", "-n", "-5", "-o", "{ws}/grid.png"], "-n: -5 is not positive", "expected a positive int"),
+    Row("n-beyond-memory", ["sample", "{ws}/g.onnx", "-n", "100000000000", "-o", "{ws}/grid.png"],
+        "n=100000000000", "expected a smaller n"),
+    Row("sample-unwritable", ["sample", "{ws}/g.onnx", "-n", "2", "-o", "{ws}/file/grid.png"],
+        "-o {ws}/file/grid.png: cannot write there", "expected a path inside a folder"),
+    Row("sample-npz-exists", ["sample", "{ws}/g.onnx", "-n", "2", "--npz", "{ws}/file"], "--npz {ws}/file: file exists", "use --overwrite"),
+    Row("sample-output-is-a-folder", ["sample", "{ws}/g.onnx", "-n", "2", "-o", "{ws}/empty", "--overwrite"],
+        "-o {ws}/empty: is a folder", "expected a file name"),
+    Row("provider-unknown", ["sample", "{ws}/g.onnx", "-n", "2", "--provider", "FastestExecutionProvider", "-o", "{ws}/grid.png"],
+        "provider 'FastestExecutionProvider'", "expected one of"),
+    # -- nonsense flag values ---------------------------------------------------------------------
+    Row("epochs-not-an-int", ["train", "--epochs", "two"], "--epochs: 'two' is not an int", "expected a positive int"),
+    Row("seed-negative", ["quickstart", "--seed", "-1"], "--seed: -1 is negative", "expected an int >= 0"),
+    Row("lr-infinite", ["train", "--lr", "inf", "--out", "{ws}/new", *TINY], "lr_g=inf", "expected a learning rate in (0, 1)"),
+    Row("beta1-out-of-range", ["train", "--beta1", "1.5", "--out", "{ws}/new", *TINY], "beta1=1.5", "expected a value in [0, 1)"),
+    Row("device-unknown", ["train", "--device", "tpu", "--out", "{ws}/new", *TINY], "device 'tpu'", "expected 'auto', 'cpu', 'cuda' or 'cuda:N'"),
+    Row("model-unknown", ["train", "--model", "gpt"], "invalid choice: 'gpt'", "choose from"),
+    Row("data-option-foreign", ["train", "--data-root", "{ws}/empty", "--out", "{ws}/new", *TINY],
+        "option 'data_root' of dataset 'shapes'", "expected one of n, seed, channels, size"),
+    Row("data-without-command", ["data"], "gan-edu data", "expected a command: info"),
+    # -- the same mistakes made from Python --------------------------------------------------------
+    Row("api-mnist-missing", lambda ws: load_dataset("mnist", data_root=ws / "empty", download=False),
+        "train-images-idx3-ubyte not found", "put train-images-idx3-ubyte"),
+    Row("api-cifar10-corrupt-pickle", lambda ws: load_dataset("cifar10", data_root=ws / "cifar-broken", download=False, verify_checksums=False),
+        "cifar-10-batches-py fail torchvision's check", "replace them"),
+    Row("api-folder-no-images", lambda ws: load_dataset("folder", data_root=ws / "noimages"), "no images in", "expected files ending in"),
+    Row("api-checkpoint-truncated", lambda ws: load_checkpoint(ws / "run-truncated" / "checkpoints" / "last.pt"),
+        "truncated or corrupt checkpoint", "expected a complete checkpoint"),
+    Row("api-checkpoint-malicious", lambda ws: load_checkpoint(ws / "run-malicious" / "checkpoints" / "last.pt"),
+        "refused, it asks to run code", "expected a complete checkpoint"),
+    Row("api-resume-another-model", lambda ws: resume_gan_run(ws / "run-other"), "weights of another model", "expected ("),
+    Row("api-run-exists", lambda ws: new_gan_run("dcgan", load_dataset("shapes", n=16), config=GANTrainerConfig(batch_size=16, device="cpu"), out_dir=ws / "run"),
+        "a run already exists there", "--overwrite"),
+    Row("api-image-size", lambda ws: build_gan("dcgan", image_shape=(3, 20, 20)), "image size 20", "expected a side of the form"),
+    Row("api-weights-corrupt", lambda ws: Generator.from_pretrained(ws / "run-badweights" / "generator"),
+        "model.safetensors: corrupt or truncated weights file", "("),
+    Row("api-onnx-not-gan-edu", lambda ws: OnnxGenerator(ws / "plain.onnx"), "not a gan-edu generator", "expected a file written by gan-edu export"),
+    Row("api-sample-n-zero", lambda ws: OnnxGenerator(ws / "g.onnx").sample(0), "n=0", "expected a positive int"),
+    Row("api-sample-labels-out-of-range", lambda ws: OnnxGenerator(ws / "g.onnx").sample(2, [0, 99]), "labels in [0, 99]", "expected labels in [0, 9]"),
+    Row("api-export-opset", lambda ws: export_generator(ws / "run", ws / "new.onnx", opset=99), "opset=99", "expected None or an int in [13, 20]"),
+    Row("api-trainer-batch-zero", lambda ws: GANTrainerConfig(batch_size=0), "batch_size=0", "expected a positive int"),
+]
+
+
+def snapshot(folder: Path) -> dict[str, tuple[int, int, str] | None]:
+    """Every file and folder under ``folder``: (size, mtime_ns, sha1) for files, None for folders."""
+    state: dict[str, tuple[int, int, str] | None] = {}
+    for path in sorted(folder.rglob("*")):
+        rel = str(path.relative_to(folder))
+        if path.is_dir():
+            state[rel] = None
+        else:
+            st = path.stat()
+            state[rel] = (st.st_size, st.st_mtime_ns, hashlib.sha1(path.read_bytes()).hexdigest())
+    return state
+
+
+def test_the_table_is_large_and_covers_the_command_line_and_the_api():
+    cli = [r for r in ROWS if isinstance(r.call, list)]
+    assert len(ROWS) >= 25 and len(cli) >= 25 and len(ROWS) - len(cli) >= 10
+    assert len({r.id for r in ROWS}) == len(ROWS)
+
+
+@pytest.mark.parametrize("row", ROWS, ids=[r.id for r in ROWS])
+def test_bad_input_is_one_line_exit_2_and_touches_nothing(row, ws, capsys, monkeypatch):
+    monkeypatch.chdir(ws)  # a default output folder (runs/...) would land here, and be seen
+    before = snapshot(ws)
+    capsys.readouterr()
+    if isinstance(row.call, list):
+        argv = [a.replace("{ws}", str(ws)) for a in row.call]
+        try:
+            code = main(argv)
+        except SystemExit as e:  # argparse's own errors exit from inside main
+            code = e.code
+        out, err = capsys.readouterr()
+        lines = err.strip().splitlines()
+        assert code == 2, (argv, code, err)
+        assert len(lines) == 1 and lines[0].startswith("gan-edu") and "error: " in lines[0], err
+        assert out == "", out
+        message = lines[0]
+    else:
+        with pytest.raises(GanEduError) as excinfo:
+            row.call(ws)
+        message = str(excinfo.value)
+        assert "\n" not in message, message
+    assert "Traceback" not in message
+    assert row.names.replace("{ws}", str(ws)) in message, message
+    assert row.wants.replace("{ws}", str(ws)) in message, message
+    assert snapshot(ws) == before, "a bad input changed, removed or created files"
+
+
+@pytest.mark.parametrize(
+    ("argv", "names"),
+    [
+        (["train", "--dataset", "mnist", "--data-root", "{ws}/mnist-badheader", "--no-download", *TINY], "fail torchvision's check"),
+        (["sample", "{ws}/g.onnx", "-n", "2", "--labels", "0,99", "-o", "{ws}/grid.png"], "labels in [0, 99]"),
+    ],
+    ids=["mnist-bad-header", "labels-out-of-range"],
+)
+def test_a_real_process_prints_one_line_and_no_traceback(argv, names, ws):
+    before = snapshot(ws)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    proc = subprocess.run([sys.executable, "-m", "gan_edu", *(a.replace("{ws}", str(ws)) for a in argv)],
+                          capture_output=True, text=True, env=env, cwd=ws, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("gan-edu: error: ") and "Traceback" not in proc.stderr, proc.stderr
+    assert names in proc.stderr and proc.stdout == ""
+    assert snapshot(ws) == before
