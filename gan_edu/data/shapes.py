@@ -1,8 +1,8 @@
 """``shapes``: the built-in data set, made by gan-edu itself, so everything runs offline.
 
-Ten classes of filled shapes, one shape per image, with random size, position, rotation (for
-shapes where rotation does not change the class), foreground colour and a two-colour gradient
-background, always with clear contrast. 32x32 RGB by default (or 1 channel). Fully
+Ten classes of filled shapes, one shape per image, with random size, position (near the centre),
+rotation (for shapes where rotation does not change the class), a light foreground colour and a
+darker background colour with a gentle gradient, so there is always clear contrast. 32x32 RGB by default (or 1 channel). Fully
 deterministic from ``seed``: the same seed gives the same bytes on every machine, since only
 integer-seeded torch CPU random numbers and elementwise maths are used.
 
@@ -86,19 +86,16 @@ def make_shapes(
     def u(lo: float, hi: float, *shape: int) -> torch.Tensor:
         return lo + (hi - lo) * torch.rand(n, *shape, generator=g)
 
-    r = u(0.22, 0.42)  # radius as a fraction of the side
-    cx, cy = u(-1, 1) * (0.48 - r), u(-1, 1) * (0.48 - r)  # keep the shape inside the image
+    # Like MNIST's digits, a shape sits near the centre, light on a darker background: what varies
+    # (size, position, rotation, both colours) is what a generator must learn to vary, and the shape
+    # stays the point. A DCGAN then learns the ten classes in about as many steps as MNIST's.
+    r = u(0.26, 0.42)  # radius as a fraction of the side
+    cx, cy = u(-1, 1) * (0.46 - r), u(-1, 1) * (0.46 - r)  # jitter that keeps the shape inside the image
     theta = u(0, 2 * math.pi)
-    fg = u(0, 1, 3)
-    bg_a = u(0, 1, 3)
-    bg_b = (bg_a + u(-0.15, 0.15, 3)).clamp(0, 1)  # a gentle gradient: the background varies, the shape stays the point
-    # Contrast: push the foreground's brightness away from the background's.
+    fg = 0.6 + 0.4 * u(0, 1, 3)  # a light colour
+    bg_lo = 0.45 * u(0, 1, 3)  # a darker background colour...
+    bg_hi = (bg_lo + u(-0.1, 0.1, 3)).clamp(0, 0.5)  # ...with a gentle gradient towards another
     lum = torch.tensor([0.299, 0.587, 0.114])
-    bg_lum = ((bg_a + bg_b) / 2) @ lum
-    fg_dark = bg_lum > 0.5
-    fg = torch.where(fg_dark[:, None], fg * 0.35, 0.65 + fg * 0.35)
-    bg_lo = torch.where(fg_dark[:, None], 0.55 + 0.45 * bg_a, 0.45 * bg_a)  # gradient end colours
-    bg_hi = torch.where(fg_dark[:, None], 0.55 + 0.45 * bg_b, 0.45 * bg_b)
     gradient_dir = u(0, 2 * math.pi)
 
     s = size * _SUPERSAMPLE
