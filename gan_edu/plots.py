@@ -1,7 +1,9 @@
 """Pictures of a run: sample grids, loss curves and the progress GIF.
 
 Everything here takes plain tensors, numbers or file paths and writes a PNG / GIF; nothing
-reaches back into a trainer. matplotlib uses its file-only ``Agg`` backend.
+reaches back into a trainer. Figures are drawn with matplotlib's object-oriented ``Figure``
+(rendered by Agg), never through ``pyplot``: the global backend is left alone, so a notebook
+that trains a model keeps showing its own plots inline.
 """
 
 from __future__ import annotations
@@ -72,16 +74,14 @@ def plot_losses(history: Sequence[dict[str, Any]], path: str | Path, *, keys: Se
         path: the PNG to write.
         keys: which metrics; default every metric whose name contains ``loss``.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     steps = [r for r in history if r.get("kind") == "step"] or list(history)
     if not steps:
         return None
     keys = list(keys) if keys else sorted({k for r in steps for k in r if "loss" in k})
-    fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
+    fig = Figure(figsize=(7, 4), dpi=100)
+    ax = fig.subplots()
     for key in keys:
         points = [(r["step"], r[key]) for r in steps if key in r]
         if points:
@@ -93,19 +93,14 @@ def plot_losses(history: Sequence[dict[str, Any]], path: str | Path, *, keys: Se
     ax.legend()
     fig.tight_layout()
     path = Path(path)
-    with atomic_open(path, "wb") as f:
-        fig.savefig(f, format="png")
-    plt.close(fig)
-    return path
+    return _figure_to(fig, path)
 
 
 def _figure_to(fig: Any, path: str | Path) -> Path:
-    import matplotlib.pyplot as plt
-
+    """Write a ``Figure`` as a PNG (atomically); an unreferenced Figure is simply garbage."""
     path = Path(path)
     with atomic_open(path, "wb") as f:
         fig.savefig(f, format="png")
-    plt.close(fig)
     return path
 
 
@@ -117,13 +112,11 @@ def plot_confusions(matrices: dict[str, np.ndarray], class_names: Sequence[str],
         class_names: the K names.
         path: the PNG to write.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     k = len(class_names)
-    fig, axes = plt.subplots(1, len(matrices), figsize=(5.2 * len(matrices), 4.8), dpi=100, squeeze=False)
+    fig = Figure(figsize=(5.2 * len(matrices), 4.8), dpi=100)
+    axes = fig.subplots(1, len(matrices), squeeze=False)
     for ax, (title, cm) in zip(axes[0], matrices.items()):
         cm = np.asarray(cm, dtype=float)
         rates = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
@@ -144,14 +137,12 @@ def plot_confusions(matrices: dict[str, np.ndarray], class_names: Sequence[str],
 
 def plot_per_class_accuracy(class_names: Sequence[str], columns: dict[str, Sequence[float]], path: str | Path) -> Path:
     """Grouped bars: per-class accuracy of each classifier (``columns``: name -> K values)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     k = len(class_names)
     width = 0.8 / max(1, len(columns))
-    fig, ax = plt.subplots(figsize=(max(6, 0.7 * k), 3.6), dpi=100)
+    fig = Figure(figsize=(max(6, 0.7 * k), 3.6), dpi=100)
+    ax = fig.subplots()
     for i, (name, values) in enumerate(columns.items()):
         ax.bar(np.arange(k) + (i - (len(columns) - 1) / 2) * width, values, width, label=name)
     ax.set_xticks(range(k), class_names, rotation=45, ha="right")
