@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
-def train_classifier(epochs: int, seed: int):
+def train_classifier(epochs: int, seed: int, channels: int = 3):
     """A small CNN trained on the real shapes training images."""
     import torch
     from torch import nn
@@ -33,11 +33,11 @@ def train_classifier(epochs: int, seed: int):
     from gan_edu.data import load_dataset
 
     torch.manual_seed(seed)
-    data = load_dataset("shapes", "train")
-    x = data.images.float() / 127.5 - 1  # (N, 3, 32, 32) in [-1, 1], like generated images
+    data = load_dataset("shapes", "train", channels=channels)
+    x = data.images.float() / 127.5 - 1  # (N, C, 32, 32) in [-1, 1], like generated images
     y = data.labels
     net = nn.Sequential(
-        nn.Conv2d(3, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),   # (N, 32, 16, 16)
+        nn.Conv2d(channels, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),   # (N, 32, 16, 16)
         nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),  # (N, 64, 8, 8)
         nn.Conv2d(64, 64, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),  # (N, 64, 1, 1)
         nn.Flatten(), nn.Linear(64, data.num_classes),  # (N, K) logits
@@ -87,8 +87,9 @@ def main() -> None:
     last_epoch = [r for r in history if r.get("kind") == "epoch"][-1]
 
     t0 = time.perf_counter()
-    net = train_classifier(args.classifier_epochs, seed=0)
-    test = load_dataset("shapes", "test")
+    channels = og.image_shape[0]
+    net = train_classifier(args.classifier_epochs, seed=0, channels=channels)
+    test = load_dataset("shapes", "test", channels=channels)
     real_acc = float((predict(net, (test.images.float() / 127.5 - 1).numpy()) == test.labels.numpy()).mean())
     k = og.num_classes
     labels = np.repeat(np.arange(k), args.per_class)
@@ -103,7 +104,7 @@ def main() -> None:
         "name": args.onnx.stem,
         "file": args.onnx.name,
         "size_bytes": args.onnx.stat().st_size,
-        "what": f"a conditional DCGAN generator: noise z ({og.latent_dim}) and a class label to a {og.image_shape[1]}x{og.image_shape[2]} RGB image of that shape class",
+        "what": f"a conditional DCGAN generator: noise z ({og.latent_dim}) and a class label to a {og.image_shape[1]}x{og.image_shape[2]} {'RGB' if og.image_shape[0] == 3 else 'grey'} image of that shape class",
         "inputs": {"z": f"float32 (N, {og.latent_dim}), N(0, I) noise", "labels": f"int64 (N,), in [0, {k - 1}]"},
         "output": {"images": "float32 (N, C, H, W) in [-1, 1]" if og.output == "float" else "uint8 (N, H, W, C)"},
         "class_names": list(og.class_names),
