@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -129,7 +128,3 @@ class FreshSyntheticLoader(Loader):
             rows = slice(b * self.batch_size, (b + 1) * self.batch_size)  # labels are already in random order
             yield self.finish(images[rows], None if flips is None else flips[rows]), labels[rows]
 
-
-def describe(pool: ImageDataset) -> dict[str, Any]:
-    """Size and class counts of a pool, for reports."""
-    return {"images": len(pool), "per_class": pool.class_counts()}
