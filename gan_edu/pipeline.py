@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import platform
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -47,7 +48,7 @@ from .synthetic import sample_pool, save_pool
 from .training.bank import train_bank
 from .training.classifier_trainer import ClassifierTrainer, ClassifierTrainerConfig, predict
 from .training.gan_trainer import GANTrainerConfig
-from .training.runs import new_gan_run, prepare_out_dir
+from .training.runs import new_gan_run
 
 PIPELINE_DATASETS = ("shapes", "mnist", "fashion-mnist", "cifar10")
 
@@ -110,13 +111,25 @@ def split_off(dataset: ImageDataset, n: int, *, seed: int) -> tuple[ImageDataset
     return part(rest, "train-minus-validation"), part(held, "validation")
 
 
-def run_pipeline(config: PipelineConfig, out_dir: str | Path, *, overwrite: bool = False, log: Any = print) -> dict[str, Any]:
-    """Run the whole experiment into ``out_dir``; returns the report (also in ``report.json``)."""
+def prepare_experiment_dir(out_dir: str | Path, *, overwrite: bool) -> Path:
+    """A new or empty folder, or (with ``overwrite``) an old experiment's folder, emptied.
+
+    An experiment is never mixed with the remains of another (a classifier's history would
+    continue the old one's), and a folder that is not an experiment is never emptied.
+    """
     out = Path(out_dir)
     if out.exists() and any(out.iterdir()):
-        check(overwrite or not (out / "report.json").exists(), f"--out {out}: a pipeline report already exists there; use --overwrite to replace it")
-        prepare_out_dir(out / "gan", overwrite=overwrite) if (out / "gan").exists() else None
+        check(out.is_dir(), f"--out {out}: exists and is not a folder; expected a new or empty folder")
+        check((out / "report.json").exists() or (out / "gan").is_dir(), f"--out {out}: folder exists and is not a gan-edu experiment; expected a new or empty folder")
+        check(overwrite, f"--out {out}: an experiment already exists there; use --overwrite to replace it")
+        shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def run_pipeline(config: PipelineConfig, out_dir: str | Path, *, overwrite: bool = False, log: Any = print) -> dict[str, Any]:
+    """Run the whole experiment into ``out_dir``; returns the report (also in ``report.json``)."""
+    out = prepare_experiment_dir(out_dir, overwrite=overwrite)
     timings: dict[str, float] = {}
     t_all = time.perf_counter()
     torch.manual_seed(config.seed)
@@ -171,7 +184,8 @@ def run_pipeline(config: PipelineConfig, out_dir: str | Path, *, overwrite: bool
     grid_labels = np.repeat(np.arange(train.num_classes), per_row)
     grid = generator.sample(len(grid_labels), grid_labels, seed=config.seed + 2)
     save_grid(grid, out / "samples_per_class.png", per_row, scale=max(1, 96 // train.image_shape[-1]))
-    save_pool(pool, out / "synthetic_preview.npz") if len(pool) <= 5000 else None
+    if len(pool) <= 5000:  # small pools are kept for a look; 50,000 images would be 150 MB
+        save_pool(pool, out / "synthetic_preview.npz")
 
     # -- 4. classifiers c (real) and c' (synthetic), the same recipe -----------------------------
     def train_classifier(data: ImageDataset, name: str) -> tuple[torch.nn.Module, float]:

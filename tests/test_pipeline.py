@@ -103,3 +103,22 @@ def test_tiny_pipeline_end_to_end(tmp_path, capsys):
         assert (out / name).is_file(), name
     assert "GAN-train" in capsys.readouterr().out
     assert main(argv) == 2  # never overwritten without --overwrite
+
+
+def test_experiment_folders_are_never_mixed_or_clobbered(tmp_path):
+    from gan_edu.pipeline import prepare_experiment_dir
+
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep")
+    with pytest.raises(GanEduError, match="not a gan-edu experiment"):
+        prepare_experiment_dir(mine, overwrite=True)
+    assert (mine / "notes.txt").read_text() == "keep"
+    old = tmp_path / "old"
+    (old / "gan").mkdir(parents=True)
+    (old / "c").mkdir()
+    (old / "c" / "history.jsonl").write_text("{}\n")
+    with pytest.raises(GanEduError, match="use --overwrite"):
+        prepare_experiment_dir(old, overwrite=False)
+    assert (old / "c" / "history.jsonl").exists()
+    assert prepare_experiment_dir(old, overwrite=True) == old and not any(old.iterdir())
