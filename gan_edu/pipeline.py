@@ -42,13 +42,14 @@ from .metrics import (
     per_class_accuracy,
 )
 from .models import MODELS
-from .models.classifier import build_classifier
+from .models.classifier import CLASSIFIERS, build_classifier
 from .plots import plot_confusions, plot_per_class_accuracy, save_grid
-from .synthetic import sample_pool, save_pool
+from .synthetic import FreshSyntheticLoader, sample_pool, save_pool
 from .training.bank import train_bank
 from .training.classifier_trainer import ClassifierTrainer, ClassifierTrainerConfig, predict
 from .training.gan_trainer import GANTrainerConfig
 from .training.runs import new_gan_run
+from .training.trainer import resolve_device
 
 PIPELINE_DATASETS = ("shapes", "mnist", "fashion-mnist", "cifar10")
 
@@ -71,15 +72,26 @@ class PipelineConfig:
     gan_batch_size: int = 64  # GAN batch
     gan_max_steps: int | None = None  # GAN budget in steps
     gan_minutes: float | None = None  # GAN budget in minutes of training
-    lr_g: float = 2e-4  # Adam learning rates of the GAN
-    lr_d: float = 2e-4
-    synthetic_images: int | None = None  # size of c's synthetic training set (None: as many as real ones)
-    classifier: str = "vgg"  # classifier architecture for c and c' (vgg or ref000)
+    lr_g: float = 2e-4  # Adam learning rates of the GAN (two of them: TTUR, Heusel et al. 2017)
+    lr_d: float = 2e-4  # D's learning rate (TTUR: often higher than G's)
+    beta1: float = 0.5  # Adam beta1 of the GAN (0.0 is usual with hinge + spectral norm)
+    beta2: float = 0.999  # Adam beta2 of the GAN
+    d_steps: int | None = None  # D updates per G update (None: the loss's own)
+    ema: bool = True  # export the average of G's weights (see GANTrainerConfig.ema)
+    ema_decay: float = 0.999  # the average's decay
+    spectral_norm: bool = False  # spectral normalisation of every D layer
+    diffaugment: str = ""  # DiffAugment policy for D, e.g. "translation,cutout,color"
+    synthetic: str = "pool"  # "pool": one fixed synthetic set; "stream": fresh images every epoch of c'
+    synthetic_images: int | None = None  # images of c's synthetic set (pool) or per epoch (stream); None: as many as real ones
+    classifier: str = "vgg"  # classifier architecture for c and c' (vgg, ref000 or resnet9)
     classifier_width: int = 32  # its width
     classifier_epochs: int = 10  # epochs of c and of c'
     classifier_batch_size: int = 128
     classifier_lr: float = 0.05
     classifier_max_steps: int | None = None  # step budget of each classifier
+    classifier_schedule: str = "cosine"  # "cosine" or "onecycle" (the fast CIFAR-10 recipe)
+    classifier_label_smoothing: float = 0.0  # 0.2 in the fast CIFAR-10 recipe
+    classifier_tta: bool = False  # predict from each test image and its mirror image (data whose mirror keeps the class)
     flip: bool | None = None  # horizontal flips in training (None: on for cifar10, off elsewhere)
     eval_split: str = "test"  # "test" for the final number, "validation" while choosing settings
     validation_images: int = 5000  # held out of the training set when eval_split is validation
@@ -97,6 +109,45 @@ class PipelineConfig:
         )
         check(self.eval_split in ("test", "validation"), f"eval_split={self.eval_split!r}: expected 'test' or 'validation'")
         check(self.synthetic_images is None or self.synthetic_images > 0, f"synthetic_images={self.synthetic_images!r}: expected a positive int")
+        check(self.synthetic in ("pool", "stream"), f"synthetic={self.synthetic!r}: expected 'pool' or 'stream'")
+        check(self.classifier in CLASSIFIERS, f"classifier {self.classifier!r}: expected one of {', '.join(CLASSIFIERS)}")
+        # the trainers' own checks, now, before any work: one line naming the bad value
+        self.gan_trainer_config()
+        self.classifier_trainer_config(flip=False, warmup_steps=1)
+
+    def gan_trainer_config(self, flip: bool = False) -> GANTrainerConfig:
+        """The GAN stage's trainer options."""
+        return GANTrainerConfig(
+            epochs=self.gan_epochs, max_steps=self.gan_max_steps, max_seconds=self.gan_minutes * 60 if self.gan_minutes else None,
+            batch_size=self.gan_batch_size, lr_g=self.lr_g, lr_d=self.lr_d, beta1=self.beta1, beta2=self.beta2, d_steps=self.d_steps,
+            ema=self.ema, ema_decay=self.ema_decay, diffaugment=self.diffaugment, device=self.device, seed=self.seed,
+            progress=self.progress, flip=flip,
+        )
+
+    def classifier_trainer_config(self, *, flip: bool, warmup_steps: int) -> ClassifierTrainerConfig:
+        """The options of c's and c''s trainer (the same recipe for both)."""
+        return ClassifierTrainerConfig(
+            epochs=self.classifier_epochs, batch_size=self.classifier_batch_size, lr=self.classifier_lr,
+            max_steps=self.classifier_max_steps, device=self.device, seed=self.seed, progress=self.progress,
+            flip=flip, warmup_steps=warmup_steps, schedule=self.classifier_schedule, label_smoothing=self.classifier_label_smoothing,
+        )
+
+
+#: Settings for one flag (``gan-edu pipeline --preset NAME``); flags given beside it win.
+#: How each was chosen (validation split, never test) is in docs/results/ablation.md.
+PRESETS: dict[str, dict[str, Any]] = {
+    "mnist": {
+        "dataset": "mnist", "model": "cdcgan", "loss": "non-saturating", "g_channels": 32, "d_channels": 32, "gan_epochs": 10,
+        "gan_batch_size": 64, "ema": True, "synthetic": "stream", "classifier": "vgg", "classifier_width": 32, "classifier_epochs": 3,
+    },
+    "cifar10": {
+        "dataset": "cifar10", "model": "cdcgan", "loss": "hinge", "g_channels": 64, "d_channels": 64, "gan_epochs": 300, "gan_minutes": 4.0,
+        "gan_batch_size": 64, "lr_g": 2e-4, "lr_d": 2e-4, "beta1": 0.5, "ema": True, "spectral_norm": False,
+        "diffaugment": "translation,color", "synthetic": "stream", "classifier": "resnet9", "classifier_width": 64,
+        "classifier_epochs": 16, "classifier_batch_size": 512, "classifier_lr": 0.4, "classifier_schedule": "onecycle",
+        "classifier_label_smoothing": 0.2, "classifier_tta": True,
+    },
+}
 
 
 def split_off(dataset: ImageDataset, n: int, *, seed: int) -> tuple[ImageDataset, ImageDataset]:
@@ -153,12 +204,10 @@ def run_pipeline(config: PipelineConfig, out_dir: str | Path, *, overwrite: bool
 
     # -- 1. the GAN ---------------------------------------------------------------------------
     t = time.perf_counter()
-    gan_config = GANTrainerConfig(
-        epochs=config.gan_epochs, max_steps=config.gan_max_steps, max_seconds=config.gan_minutes * 60 if config.gan_minutes else None,
-        batch_size=config.gan_batch_size, lr_g=config.lr_g, lr_d=config.lr_d, device=config.device, seed=config.seed,
-        progress=config.progress, flip=flip,
-    )
+    gan_config = config.gan_trainer_config(flip=flip)
     model_config = {k: v for k, v in (("g_channels", config.g_channels), ("d_channels", config.d_channels)) if v is not None}
+    if config.spectral_norm:
+        model_config["spectral_norm"] = True
     gan_dir = out / "gan"
     if config.per_class:
         train_bank(config.model, train, loss=config.loss, config=gan_config, out_dir=gan_dir, overwrite=True, log=log, **model_config)
@@ -177,7 +226,8 @@ def run_pipeline(config: PipelineConfig, out_dir: str | Path, *, overwrite: bool
     timings["export_s"] = time.perf_counter() - t
     t = time.perf_counter()
     n_synthetic = config.synthetic_images or len(train)
-    pool = sample_pool(generator, n_synthetic, seed=config.seed + 1)
+    # a stream's images are drawn while c' trains; a pool of the evaluation's size then serves GAN-test and Fréchet
+    pool = sample_pool(generator, n_synthetic if config.synthetic == "pool" else min(n_synthetic, len(evaluation)), seed=config.seed + 1)
     timings["sample_s"] = time.perf_counter() - t
     log(f"exported {onnx_path.name}; sampled {len(pool)} synthetic images with onnxruntime in {timings['sample_s']:.1f} s")
     per_row = 10
@@ -188,29 +238,31 @@ def run_pipeline(config: PipelineConfig, out_dir: str | Path, *, overwrite: bool
         save_pool(pool, out / "synthetic_preview.npz")
 
     # -- 4. classifiers c (real) and c' (synthetic), the same recipe -----------------------------
-    def train_classifier(data: ImageDataset, name: str) -> tuple[torch.nn.Module, float]:
+    def train_classifier(data: ImageDataset | FreshSyntheticLoader, size: int, name: str) -> tuple[torch.nn.Module, float]:
         t0 = time.perf_counter()
         torch.manual_seed(config.seed)
         clf = build_classifier(config.classifier, image_shape=train.image_shape, num_classes=train.num_classes, width=config.classifier_width)
-        cfg = ClassifierTrainerConfig(
-            epochs=config.classifier_epochs, batch_size=config.classifier_batch_size, lr=config.classifier_lr,
-            max_steps=config.classifier_max_steps, device=config.device, seed=config.seed, progress=config.progress,
-            flip=flip, warmup_steps=min(100, max(1, len(data) // config.classifier_batch_size)),
-        )
+        cfg = config.classifier_trainer_config(flip=flip, warmup_steps=min(100, max(1, size // config.classifier_batch_size)))
         ClassifierTrainer(clf, cfg, out_dir=out / name).fit(data)
         clf.save_pretrained(out / name / "classifier")
         return clf, time.perf_counter() - t0
 
-    c, timings["c_s"] = train_classifier(train, "c")
+    c, timings["c_s"] = train_classifier(train, len(train), "c")
     log(f"c trained in {timings['c_s']:.0f} s")
-    c_prime, timings["c_prime_s"] = train_classifier(pool, "c_prime")
-    log(f"c' trained in {timings['c_prime_s']:.0f} s")
+    if config.synthetic == "stream":
+        device = resolve_device(config.device)
+        stream = FreshSyntheticLoader(generator, n_synthetic, config.classifier_batch_size, device=device, seed=config.seed + 1, flip=flip)
+        c_prime, timings["c_prime_s"] = train_classifier(stream, n_synthetic, "c_prime")
+    else:
+        c_prime, timings["c_prime_s"] = train_classifier(pool, len(pool), "c_prime")
+    log(f"c' trained in {timings['c_prime_s']:.0f} s on a {config.synthetic} of {n_synthetic} synthetic images{' per epoch' if config.synthetic == 'stream' else ''}")
 
     # -- 5. evaluation on the real held-out images ------------------------------------------------
     t = time.perf_counter()
     k, names = train.num_classes, list(train.class_names)
     y = evaluation.labels.numpy()
-    pred_c, pred_cp = predict(c, evaluation.images).numpy(), predict(c_prime, evaluation.images).numpy()
+    tta = config.classifier_tta
+    pred_c, pred_cp = predict(c, evaluation.images, tta_flip=tta).numpy(), predict(c_prime, evaluation.images, tta_flip=tta).numpy()
     cm_c, cm_cp = confusion_matrix(pred_c, y, k), confusion_matrix(pred_cp, y, k)
     pred_synth = predict(c, pool.images).numpy()  # GAN-test: c judges the synthetic images
     n_fd = min(len(evaluation), len(pool), 10_000)
@@ -234,7 +286,10 @@ def run_pipeline(config: PipelineConfig, out_dir: str | Path, *, overwrite: bool
         },
         "confusion": {"c": cm_c.tolist(), "c_prime": cm_cp.tolist()},
         "eval_split": config.eval_split,
-        "sizes": {"train": len(train), "evaluation": len(evaluation), "synthetic": len(pool), "frechet_images": n_fd},
+        "sizes": {"train": len(train), "evaluation": len(evaluation), "synthetic": n_synthetic, "gan_test_images": len(pool), "frechet_images": n_fd},
+        "synthetic": {"mode": config.synthetic, "images": n_synthetic,
+                      "c_prime_saw": n_synthetic * (config.classifier_epochs if config.synthetic == "stream" else 1),
+                      "note": "fresh images every epoch of c'" if config.synthetic == "stream" else "one fixed pool, reused every epoch"},
         "gan_steps": gan_steps,
         "settings": dataclasses.asdict(config),
         "hardware": {"device": str(c.device), "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
@@ -254,6 +309,14 @@ def run_pipeline(config: PipelineConfig, out_dir: str | Path, *, overwrite: bool
     return report
 
 
+def synthetic_words(report: dict[str, Any]) -> str:
+    """How c' saw synthetic images, in words: a fixed pool or a stream."""
+    syn = report.get("synthetic", {"mode": "pool", "images": report["sizes"]["synthetic"]})
+    if syn["mode"] == "stream":
+        return f"a stream of {syn['images']} fresh synthetic images per epoch"
+    return f"a fixed pool of {syn['images']} synthetic images"
+
+
 def report_markdown(report: dict[str, Any]) -> str:
     """The report as a page a person reads."""
     s = report["settings"]
@@ -268,7 +331,7 @@ def report_markdown(report: dict[str, Any]) -> str:
         "| measure | value |",
         "|---|---|",
         f"| c: trained on real images, accuracy on real {split} images | {report['c_accuracy']:.4f} |",
-        f"| c': trained on {report['sizes']['synthetic']} synthetic images, accuracy on real {split} images (GAN-train) | {report['c_prime_accuracy']:.4f} |",
+        f"| c': trained on {synthetic_words(report)}, accuracy on real {split} images (GAN-train) | {report['c_prime_accuracy']:.4f} |",
         f"| GAN-test: c's accuracy on synthetic images (their intended class) | {report['gan_test_accuracy']:.4f} |",
         f"| Fréchet distance, features of c, real vs synthetic (not Inception FID) | {report['frechet_distance']:.3f} |",
         "",

@@ -6,8 +6,9 @@ The generator is used the way an app would use it: through its ONNX file and onn
 * a fixed pool: :func:`sample_pool` draws ``n`` images with balanced labels once, as an
   :class:`~gan_edu.data.ImageDataset` (uint8, like any real set), which can be saved to and
   loaded from ``.npz`` (:func:`save_pool`, :func:`load_pool`);
-* fresh samples: :class:`FreshSyntheticLoader` draws a new balanced set every epoch (seeded by
-  ``(seed, epoch)``, so a resumed run sees the same images), streaming in batches.
+* a stream: :class:`FreshSyntheticLoader` draws a new balanced set every epoch (seeded by
+  ``(seed, epoch)``, so a resumed run sees the same images), a chunk at a time just before
+  use, so its memory stays bounded however many images an epoch has.
 
 Labels are the classes the images were generated FOR: that is the c' experiment's premise.
 """
@@ -94,37 +95,73 @@ def load_pool(path: str | Path) -> ImageDataset:
 
 
 class FreshSyntheticLoader(Loader):
-    """Every epoch, ``n`` fresh balanced images from the generator, in batches on ``device``.
+    """A stream: every epoch, ``n`` new balanced images from the generator, in batches on ``device``.
 
-    Epoch ``e`` uses seed ``seed * 1_000_003 + e`` for labels and noise, so any epoch (and any
-    batch in it) is reproducible and resume is exact. One epoch's images are drawn when the
-    epoch starts (uint8, ``n * C * H * W`` bytes).
+    Images are drawn ``chunk_images`` at a time, just before they are used, so memory stays
+    bounded (one chunk of uint8 images, plus the epoch's ``n`` labels) however large ``n`` is:
+    a stream of 5x the real set costs no more memory than one of 1x. Epoch ``e`` draws its labels
+    from seed ``seed * 1_000_003 + e`` and each chunk its noise from a seed of its own, so every
+    epoch sees images no earlier epoch saw, and any batch is reproducible (resume is exact).
+
+    Args:
+        generator: an exported conditional generator or bank.
+        n: images per epoch (>= ``batch_size``).
+        batch_size: images per batch.
+        device: where batches are made.
+        seed: fixes every epoch's labels, noise and flips.
+        flip: random horizontal flips.
+        chunk_images: images drawn per onnxruntime burst (rounded to whole batches).
     """
 
-    def __init__(self, generator: OnnxGenerator | str | Path, n: int, batch_size: int, *, device: torch.device | str = "cpu", seed: int = 0, flip: bool = False) -> None:
+    def __init__(
+        self, generator: OnnxGenerator | str | Path, n: int, batch_size: int, *, device: torch.device | str = "cpu", seed: int = 0,
+        flip: bool = False, chunk_images: int = 4096,
+    ) -> None:
         self.generator = _as_generator(generator)
         check(isinstance(n, int) and n >= batch_size, f"n={n!r}: expected an int >= batch_size ({batch_size})")
+        check(isinstance(chunk_images, int) and chunk_images > 0, f"chunk_images={chunk_images!r}: expected a positive int")
         shape = (0, *self.generator.image_shape)
         placeholder = ImageDataset("synthetic", torch.zeros(shape, dtype=torch.uint8), torch.zeros(0, dtype=torch.int64), tuple(self.generator.class_names), {"fresh": True, "n": n, "seed": seed})
-        super().__init__(placeholder, batch_size, device=device, seed=seed, flip=flip, drop_last=False)  # the set is drawn per epoch
+        super().__init__(placeholder, batch_size, device=device, seed=seed, flip=flip, drop_last=False)  # the set is drawn as it goes
         self.n = n
+        self.chunk_batches = max(1, chunk_images // batch_size)
 
     def __len__(self) -> int:
         return self.n // self.batch_size
 
+    def epoch_labels(self, epoch: int) -> np.ndarray:
+        """The ``(n,)`` labels of ``epoch``, balanced, in random order."""
+        return balanced_labels(self.n, self.generator.num_classes or 0, seed=self.seed * 1_000_003 + epoch)
+
+    def chunk_seed(self, epoch: int, first_batch: int) -> int:
+        """The noise seed of the chunk that starts at batch ``first_batch`` of ``epoch``."""
+        return (self.seed * 1_000_003 + epoch) * 1_000_033 + first_batch
+
     def epoch_data(self, epoch: int) -> ImageDataset:
-        """The images of ``epoch``."""
-        seed = self.seed * 1_000_003 + epoch
-        labels = balanced_labels(self.n, self.generator.num_classes or 0, seed=seed)
-        images = sample_images(self.generator, labels, seed=seed)
-        return ImageDataset("synthetic", torch.from_numpy(images), torch.from_numpy(labels), self.dataset.class_names, {"epoch": epoch})
+        """All images of ``epoch`` at once (for a look, or tests; training streams them)."""
+        images, labels = [], []
+        for batch_images, batch_labels in self._chunks(epoch, 0):
+            images.append(batch_images)
+            labels.append(batch_labels)
+        return ImageDataset("synthetic", torch.cat(images), torch.cat(labels), self.dataset.class_names, {"epoch": epoch})
+
+    def _chunks(self, epoch: int, start: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """uint8 ``(B', C, H, W)`` images and ``(B',)`` labels of each chunk from the one holding batch ``start``."""
+        labels = self.epoch_labels(epoch)
+        first = start - start % self.chunk_batches
+        for b0 in range(first, len(self), self.chunk_batches):
+            rows = slice(b0 * self.batch_size, min(b0 + self.chunk_batches, len(self)) * self.batch_size)
+            images = sample_images(self.generator, labels[rows], seed=self.chunk_seed(epoch, b0))  # (B', C, H, W) uint8
+            yield torch.from_numpy(images), torch.from_numpy(labels[rows])
 
     def iterate(self, epoch: int, start: int = 0) -> Iterator[Batch]:
-        data = self.epoch_data(epoch)
-        images, labels = data.images.to(self.device), data.labels.to(self.device)
         g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
         flips = (torch.rand(self.n, generator=g) < 0.5).to(self.device) if self.flip else None
-        for b in range(start, len(self)):
-            rows = slice(b * self.batch_size, (b + 1) * self.batch_size)  # labels are already in random order
-            yield self.finish(images[rows], None if flips is None else flips[rows]), labels[rows]
-
+        b0 = start - start % self.chunk_batches
+        for images, labels in self._chunks(epoch, start):
+            images, labels = images.to(self.device), labels.to(self.device)
+            for b in range(max(b0, start), b0 + len(labels) // self.batch_size):
+                rows = slice((b - b0) * self.batch_size, (b - b0 + 1) * self.batch_size)  # within the chunk
+                epoch_rows = slice(b * self.batch_size, (b + 1) * self.batch_size)
+                yield self.finish(images[rows], None if flips is None else flips[epoch_rows]), labels[rows]
+            b0 += self.chunk_batches

@@ -49,8 +49,11 @@ def test_fit_writes_a_complete_run_folder(tiny_shapes, tmp_path):
     config = json.loads((run / "config.json").read_text())
     assert config["model"] == "cdcgan" and config["loss"]["name"] == "non-saturating"
     assert config["data"]["name"] == "shapes" and config["trainer"]["batch_size"] == 16
-    g = Generator.from_pretrained(run / "generator")
-    assert torch.equal(g.state_dict()["main.0.weight"], t.generator.state_dict()["main.0.weight"])
+    g = Generator.from_pretrained(run / "generator")  # the average of G (ema is on by default)
+    assert torch.equal(g.state_dict()["main.0.weight"], t.ema.module.state_dict()["main.0.weight"])
+    online = Generator.from_pretrained(run / "generator_online")  # G's own weights
+    assert torch.equal(online.state_dict()["main.0.weight"], t.generator.state_dict()["main.0.weight"])
+    assert not torch.equal(g.state_dict()["main.0.weight"], online.state_dict()["main.0.weight"])
 
 
 def test_resume_is_exact(tiny_shapes, tmp_path):

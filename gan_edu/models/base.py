@@ -18,6 +18,7 @@ and override ``forward``. Everything else (sampling, saving, loading, training) 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 from abc import ABC, abstractmethod
@@ -48,6 +49,7 @@ class GANConfig:
     image_shape: tuple[int, int, int] = (3, 32, 32)  # (C, H, W) of the images made / judged
     latent_dim: int = 100  # size of z; 100 as in Radford et al. and most DCGAN code
     num_classes: int | None = None  # None: unconditional; K: the model takes labels in [0, K)
+    spectral_norm: bool = False  # discriminators only: every weight layer spectrally normalised (Miyato et al. 2018)
 
     def __post_init__(self) -> None:
         shape = tuple(self.image_shape)
@@ -61,6 +63,7 @@ class GANConfig:
             isinstance(self.latent_dim, int) and self.latent_dim > 0,
             f"latent_dim={self.latent_dim!r}: expected a positive int",
         )
+        check(isinstance(self.spectral_norm, bool), f"spectral_norm={self.spectral_norm!r}: expected True or False")
         check(
             self.num_classes is None or (isinstance(self.num_classes, int) and self.num_classes >= 2),
             f"num_classes={self.num_classes!r}: expected None (unconditional) or an int >= 2",
@@ -279,13 +282,57 @@ class Discriminator(GANModule, ABC):
     and, when ``num_classes`` is set, ``(N,)`` labels; it returns logits of shape ``(N,)``.
     Never apply a sigmoid here: the losses take logits (numerically stable, autocast-safe).
 
-    To make a variant (spectral norm, a projection head, more layers...): subclass, build the
-    layers in ``__init__(self, config)`` and override ``forward``.
+    ``config.spectral_norm`` works for every discriminator: once the outermost ``__init__`` has
+    built the layers, each convolution, linear layer and embedding is spectrally normalised
+    (:func:`apply_spectral_norm`), so a subclass gets the switch without writing anything.
+
+    To make a variant (a projection head, more layers...): subclass, build the layers in
+    ``__init__(self, config)`` and override ``forward``.
     """
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        init = cls.__dict__.get("__init__")
+        if init is None:
+            return
+
+        @functools.wraps(init)
+        def built_then_normalised(self: Discriminator, *args: Any, **kw: Any) -> None:
+            init(self, *args, **kw)
+            if type(self).__init__ is built_then_normalised and self.config.spectral_norm:  # the outermost __init__ only
+                apply_spectral_norm(self)
+
+        cls.__init__ = built_then_normalised  # type: ignore[method-assign]
 
     @abstractmethod
     def forward(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """``(N, C, H, W)`` images (and ``(N,)`` labels) to ``(N,)`` logits."""
+
+
+SPECTRAL_LAYERS = (nn.Conv2d, nn.ConvTranspose2d, nn.Linear, nn.Embedding)
+
+
+def apply_spectral_norm(module: nn.Module) -> nn.Module:
+    """Spectrally normalise every convolution, linear layer and embedding of ``module``, in place.
+
+    Miyato et al., "Spectral Normalization for Generative Adversarial Networks", ICLR 2018: each
+    weight ``W`` is used as ``W / sigma(W)``, its largest singular value estimated by one power
+    iteration per training forward, so every layer is 1-Lipschitz and D cannot grow arbitrarily
+    sharp. Uses :func:`torch.nn.utils.parametrizations.spectral_norm`; layers already normalised
+    are left alone.
+
+    >>> d = apply_spectral_norm(nn.Sequential(nn.Conv2d(3, 8, 3), nn.Linear(8, 1)))
+    >>> sorted(n for n, _ in d.named_parameters())
+    ['0.bias', '0.parametrizations.weight.original', '1.bias', '1.parametrizations.weight.original']
+    """
+    from torch.nn.utils import parametrize
+    from torch.nn.utils.parametrizations import spectral_norm
+
+    for layer in list(module.modules()):
+        if isinstance(layer, SPECTRAL_LAYERS) and not parametrize.is_parametrized(layer, "weight"):
+            dim = 1 if isinstance(layer, nn.ConvTranspose2d) else 0  # the output-channel axis
+            spectral_norm(layer, dim=dim)
+    return module
 
 
 def doublings(size: int, bases: tuple[int, ...] = (4, 7)) -> tuple[int, int]:

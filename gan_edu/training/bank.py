@@ -211,7 +211,7 @@ def _train_members(bank_dir: Path, manifest: dict[str, Any], dataset: ImageDatas
         trainer.fit(dataset.subset([k]))
         entry.update(complete=True, steps=trainer.step, epochs=trainer.epoch)
         atomic_write_json(bank_dir / MANIFEST_NAME, manifest)
-        members.append(trainer.generator)
+        members.append(trainer.sampling_generator)  # the average of G when ema is on
     bank = GeneratorBank.from_members([m.cpu() for m in members], dataset.class_names)
     bank.save_pretrained(bank_dir / "generator")
     per_row = 8

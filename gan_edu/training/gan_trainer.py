@@ -8,6 +8,12 @@ One training step, after Goodfellow et al. (2014), Algorithm 1, as in the PyTorc
    batch, judged by the updated D (non-saturating: maximise ``log D(G(z))``; minimax: minimise
    ``log(1 - D(G(z)))``).
 
+Two additions that make DCGANs markedly better, both switches of :class:`GANTrainerConfig`:
+``diffaugment`` passes every image D sees, real or fake, in both updates, through the same kind
+of differentiable random transform (:mod:`gan_edu.augment`); ``ema`` keeps an average of G's
+weights after every G update (:mod:`.ema`), which the sample grids, the saved ``generator/`` and
+so the export use.
+
 To make a variant, subclass and override :meth:`GANTrainer.discriminator_step` or
 :meth:`GANTrainer.generator_step` (a new regulariser, a different use of labels...);
 :meth:`GANTrainer.train_step` and ``fit`` stay as they are.
@@ -31,12 +37,14 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..augment import DiffAugment, parse_policy
 from ..data.loader import Batch
 from ..errors import check
 from ..losses import GANLoss, NonSaturatingLoss
 from ..models.base import Discriminator, Generator
 from ..plots import plot_losses, save_gif, save_grid
 from .callbacks import Callback
+from .ema import EMA
 from .trainer import Trainer, TrainerConfig
 
 
@@ -49,6 +57,9 @@ class GANTrainerConfig(TrainerConfig):
     beta1: float = 0.5  # Adam beta1: 0.5, not 0.9, steadies GAN training (Radford et al.)
     beta2: float = 0.999  # Adam beta2
     d_steps: int | None = None  # D updates per G update; None: the loss's own (5 for WGAN-GP, else 1)
+    ema: bool = True  # keep an average of G's weights (Yazici et al. 2019); grids, saved G and export use it
+    ema_decay: float = 0.999  # its decay (warmed up as min(decay, (1+n)/(10+n))): ~ the last 1,000 G updates
+    diffaugment: str = ""  # D sees real and fake through these differentiable transforms: translation,cutout,color (Zhao et al. 2020)
     samples_per_class: int = 8  # sample grid: columns per class row (conditional models)
     num_samples: int = 64  # sample grid: images in all (unconditional models)
 
@@ -60,6 +71,9 @@ class GANTrainerConfig(TrainerConfig):
         for name in ("beta1", "beta2"):
             value = getattr(self, name)
             check(isinstance(value, (int, float)) and 0 <= value < 1, f"{name}={value!r}: expected a value in [0, 1)")
+        check(isinstance(self.ema, bool), f"ema={self.ema!r}: expected True or False")
+        check(isinstance(self.ema_decay, float) and 0 <= self.ema_decay < 1, f"ema_decay={self.ema_decay!r}: expected a float in [0, 1)")
+        parse_policy(self.diffaugment)  # one line naming a bad transform
         check(self.d_steps is None or (isinstance(self.d_steps, int) and self.d_steps > 0), f"d_steps={self.d_steps!r}: expected a positive int or None")
         for name in ("samples_per_class", "num_samples"):
             value = getattr(self, name)
@@ -118,10 +132,21 @@ class GANTrainer(Trainer):
         self.opt_d = self.make_adam(self.discriminator.parameters(), config.lr_d, betas)
         # All training noise comes from this generator, on the device: seeded, saved, restored.
         self.noise = torch.Generator(device=self.device).manual_seed(config.seed)
+        # Differentiable augmentation of everything D sees (a no-op without a policy), its own random numbers.
+        self.augment = DiffAugment(config.diffaugment, torch.Generator(device=self.device).manual_seed(config.seed + 3))
+        self.ema = EMA(self.generator, config.ema_decay) if config.ema else None  # the average of G, never trained
+
+    @property
+    def sampling_generator(self) -> Generator:
+        """The G to sample from: the average of G's weights when ``ema`` is on, else G itself."""
+        return self.ema.module if self.ema is not None else self.generator  # type: ignore[return-value]
 
     # -- what the Trainer needs ---------------------------------------------------------------
     def modules(self) -> dict[str, torch.nn.Module]:
-        return {"generator": self.generator, "discriminator": self.discriminator}
+        modules: dict[str, torch.nn.Module] = {"generator": self.generator, "discriminator": self.discriminator}
+        if self.ema is not None:
+            modules["generator_ema"] = self.ema.module
+        return modules
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return {"generator": self.opt_g, "discriminator": self.opt_d}
@@ -142,11 +167,18 @@ class GANTrainer(Trainer):
         }
 
     def extra_state(self) -> dict[str, Any]:
-        return {"noise": self.noise.get_state()}
+        state = {"noise": self.noise.get_state(), "augment": self.augment.generator.get_state()}
+        if self.ema is not None:
+            state["ema_updates"] = self.ema.updates
+        return state
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
         if "noise" in state:
             self.noise.set_state(state["noise"].cpu())
+        if "augment" in state:
+            self.augment.generator.set_state(state["augment"].cpu())
+        if self.ema is not None:
+            self.ema.updates = int(state.get("ema_updates", 0))
 
     # -- one step -----------------------------------------------------------------------------
     def train_step(self, batch: Batch) -> dict[str, torch.Tensor]:
@@ -164,6 +196,8 @@ class GANTrainer(Trainer):
         metrics = self.discriminator_step(real, fake.detach(), labels)
         if update_g:
             metrics.update(self.generator_step(fake, labels))
+            if self.ema is not None:
+                self.ema.update(self.generator)  # the average follows G after each of its updates
         return metrics
 
     def fake_batch(self, n: int, labels: torch.Tensor | None) -> torch.Tensor:
@@ -185,7 +219,8 @@ class GANTrainer(Trainer):
             labels: ``(N,)`` classes of both (conditional models), else None.
         """
         with self.autocast():
-            real_logits, fake_logits = self.d_real_and_fake(real, fake, labels)  # (N,), (N,)
+            seen_real, seen_fake = (self.augment(real), self.augment(fake)) if self.augment else (real, fake)  # DiffAugment: both alike
+            real_logits, fake_logits = self.d_real_and_fake(seen_real, seen_fake, labels)  # (N,), (N,)
         real_logits, fake_logits = real_logits.float(), fake_logits.float()  # losses in fp32
         loss_d = self.loss.discriminator_loss(real_logits, fake_logits)
         penalty = self.loss.penalty(self.discriminator, real, fake.float(), labels)
@@ -210,7 +245,8 @@ class GANTrainer(Trainer):
         self.discriminator.requires_grad_(False)  # D is only a judge here: skip its weight gradients
         try:
             with self.autocast():
-                fake_logits = self.d_forward(fake, labels).float()  # (N,), by the freshly updated D
+                seen = self.augment(fake) if self.augment else fake  # what D sees, augmented as in its own step
+                fake_logits = self.d_forward(seen, labels).float()  # (N,), by the freshly updated D
             loss_g = self.loss.generator_loss(fake_logits)
             self.optimize(loss_g, self.opt_g)
         finally:
@@ -260,7 +296,7 @@ class SampleGrid(Callback):
     def write(self, trainer: GANTrainer) -> None:
         if trainer.out_dir is None or trainer.step == self.last_step:
             return
-        g = trainer.generator
+        g = trainer.sampling_generator  # the average of G when ema is on
         was_training = g.training
         g.eval()
         with torch.no_grad():
@@ -283,12 +319,19 @@ class SampleGrid(Callback):
 
 
 class SaveModels(Callback):
-    """Writes ``generator/`` and ``discriminator/`` (save_pretrained) after each epoch and at the end."""
+    """Writes ``generator/`` and ``discriminator/`` (save_pretrained) after each epoch and at the end.
+
+    ``generator/`` is the G to use (sample, export): the average of G's weights when ``ema`` is
+    on; G's own weights, the ones D was trained against, then go to ``generator_online/``.
+    """
 
     def _save(self, trainer: Trainer) -> None:
+        assert isinstance(trainer, GANTrainer)
         if trainer.out_dir is not None:
-            for name, module in trainer.modules().items():
-                module.save_pretrained(trainer.out_dir / name)  # type: ignore[operator]
+            trainer.sampling_generator.save_pretrained(trainer.out_dir / "generator")
+            trainer.discriminator.save_pretrained(trainer.out_dir / "discriminator")  # type: ignore[operator]
+            if trainer.ema is not None:
+                trainer.generator.save_pretrained(trainer.out_dir / "generator_online")
 
     def on_epoch_end(self, trainer: Trainer) -> None:
         self._save(trainer)

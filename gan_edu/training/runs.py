@@ -121,7 +121,7 @@ def resume_gan_run(run_dir: str | Path, **overrides: Any) -> tuple[GANTrainer, I
             klass = MODULE_CLASSES[cfg[key]["class"]]
             modules.append(klass(klass.config_class.from_dict(cfg[key]["config"])))
         loss = get_loss(cfg["loss"]["name"], **cfg["loss"].get("options", {}))
-        trainer_cfg = GANTrainerConfig.from_dict({**cfg["trainer"], **overrides})
+        trainer_cfg = GANTrainerConfig.from_dict({"ema": False, **cfg["trainer"], **overrides})  # runs from before ema had none
         data_options = dict(cfg["data"]["options"])
         split = data_options.pop("split", "train")
         classes = data_options.pop("classes", None)  # a subset's classes (a bank member's run)
