@@ -104,7 +104,12 @@ def register(sub: Any) -> None:
     p.add_argument("--lr-g", type=positive_float, help="Adam learning rate of G")
     p.add_argument("--lr-d", type=positive_float, help="Adam learning rate of D")
     p.add_argument("--beta1", type=float, help="Adam beta1 (default 0.5)")
+    p.add_argument("--beta2", type=float, help="Adam beta2 (default 0.999)")
     p.add_argument("--d-steps", type=positive_int, help="D updates per G update (default: the loss's own)")
+    p.add_argument("--ema", action=argparse.BooleanOptionalAction, help="keep an average of G's weights for samples and export (default on)")
+    p.add_argument("--ema-decay", type=float, help="decay of that average (default 0.999)")
+    p.add_argument("--diffaugment", metavar="POLICY", help="differentiable augmentation of what D sees: some of translation,cutout,color")
+    p.add_argument("--spectral-norm", action="store_true", help="spectral normalisation of every discriminator layer")
     p.add_argument("--latent-dim", type=positive_int, help="size of z (default 100)")
     p.add_argument("--g-channels", type=positive_int, help="generator width (default 64)")
     p.add_argument("--d-channels", type=positive_int, help="discriminator width (default 64)")
@@ -145,7 +150,7 @@ def train(args: argparse.Namespace) -> int:
         for name in ("lr_g", "lr_d"):
             if getattr(args, name) is None and args.lr is not None:
                 setattr(args, name, args.lr)
-        gan_options = {k: getattr(args, k) for k in ("lr_g", "lr_d", "beta1", "d_steps") if getattr(args, k) is not None}
+        gan_options = {k: getattr(args, k) for k in ("lr_g", "lr_d", "beta1", "beta2", "d_steps", "ema", "ema_decay", "diffaugment") if getattr(args, k) is not None}
         if args.flip:
             gan_options["flip"] = True
         config = GANTrainerConfig(**{**overrides, **gan_options})
@@ -154,6 +159,8 @@ def train(args: argparse.Namespace) -> int:
             options.update({k: v for k, v in (("channels", args.channels), ("n", args.num_images)) if v is not None})
         dataset = load_dataset(args.dataset, "train", **options)
         model_config = {k: getattr(args, k) for k in ("latent_dim", "g_channels", "d_channels") if getattr(args, k) is not None}
+        if args.spectral_norm:
+            model_config["spectral_norm"] = True
         loss = get_loss(args.loss, **({"r1": args.r1} if args.r1 is not None else {}))
         loss_words = f"the {args.loss} loss" + (f" and R1 (gamma {args.r1:g})" if args.r1 is not None else "")
         if args.per_class:

@@ -22,6 +22,7 @@ match its weights; integer buffers (batch counts) are copied.
 from __future__ import annotations
 
 import copy
+
 import torch
 from torch import nn
 
