@@ -260,3 +260,27 @@ def test_presets_are_valid_and_flags_win(monkeypatch):
     args = build_parser().parse_args(["pipeline", "--out", "x", "--preset", "cifar10", "--dataset", "mnist"])
     with pytest.raises(GanEduError, match="the preset is for cifar10"):
         pipeline_config(args)
+
+
+@pytest.mark.slow
+def test_gpu_cifar10_script_dry_run(tmp_path):
+    """benchmarks/gpu_cifar10.sh runs as it is, with a few-step budget, on home-made CIFAR-10 files."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from formats import write_cifar10
+
+    write_cifar10(tmp_path / "data", per_batch=20, n_test=20)
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_cifar10.sh"
+    env = {**os.environ, "PYTHON": sys.executable, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(["bash", str(script), "--dry-run", str(tmp_path / "data"), str(tmp_path / "out"), "--", "--no-verify-checksums"],
+                          capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:] + done.stdout[-2000:]
+    assert "c' " in done.stdout and "GAN-test" in done.stdout and "wall:" in done.stdout
+    report = json.loads((tmp_path / "out" / "experiment" / "report.json").read_text())
+    assert report["settings"]["classifier"] == "resnet9" and report["settings"]["dataset"] == "cifar10"
+    assert (tmp_path / "out" / "log.txt").is_file()
+    missing = subprocess.run(["bash", str(script), "--dry-run", str(tmp_path / "nowhere"), str(tmp_path / "o2")], capture_output=True, text=True, env=env)
+    assert missing.returncode == 2 and "cifar-10-batches-py" in missing.stderr
