@@ -29,7 +29,7 @@ import torch
 from . import __version__
 from .data.datasets import load_dataset
 from .data.images import ImageDataset
-from .errors import check
+from .errors import GanEduError, check
 from .export import export_generator
 from .export.runtime import OnnxGenerator
 from .io import atomic_open, atomic_write_json
@@ -42,7 +42,7 @@ from .metrics import (
     per_class_accuracy,
 )
 from .models import MODELS
-from .models.classifier import CLASSIFIERS, build_classifier
+from .models.classifier import CLASSIFIERS, Classifier, build_classifier
 from .plots import plot_confusions, plot_per_class_accuracy, save_grid
 from .synthetic import FreshSyntheticLoader, sample_pool, save_pool
 from .training.bank import train_bank
@@ -93,6 +93,7 @@ class PipelineConfig:
     classifier_schedule: str = "cosine"  # "cosine" or "onecycle" (the fast CIFAR-10 recipe)
     classifier_label_smoothing: float = 0.0  # 0.2 in the fast CIFAR-10 recipe
     classifier_tta: bool = False  # predict from each test image and its mirror image (data whose mirror keeps the class)
+    reuse_c: str | None = None  # an earlier experiment whose c (same data, split, seed, classifier recipe) is loaded, not trained again
     flip: bool | None = None  # horizontal flips in training (None: on for cifar10, off elsewhere)
     eval_split: str = "test"  # "test" for the final number, "validation" while choosing settings
     validation_images: int = 5000  # held out of the training set when eval_split is validation
@@ -152,6 +153,31 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
+#: The settings classifier c depends on: an experiment may reuse another's c only when these agree.
+C_SETTINGS = (
+    "dataset", "data_root", "num_images", "channels", "eval_split", "validation_images", "seed", "flip", "classifier", "classifier_width",
+    "classifier_epochs", "classifier_batch_size", "classifier_lr", "classifier_max_steps", "classifier_schedule",
+    "classifier_label_smoothing",
+)
+
+
+def reusable_c(config: PipelineConfig) -> Path:
+    """The ``c/classifier`` folder of ``config.reuse_c``, after checking it was trained as this experiment's c would be."""
+    folder = Path(config.reuse_c or "")
+    report_path = folder / "report.json"
+    check(report_path.is_file() and (folder / "c" / "classifier" / "config.json").is_file(),
+          f"reuse_c={config.reuse_c!r}: expected a finished experiment folder (report.json and c/classifier/)")
+    try:
+        theirs = json.loads(report_path.read_text())["settings"]
+    except (ValueError, KeyError, TypeError):
+        raise GanEduError(f"{report_path}: not a pipeline report; expected the report.json gan-edu pipeline wrote") from None
+    mine = dataclasses.asdict(config)
+    differ = [k for k in C_SETTINGS if theirs.get(k, mine[k]) != mine[k]]
+    check(not differ, f"reuse_c={config.reuse_c!r}: its c was trained with other {', '.join(differ)} "
+          f"({', '.join(f'{k}={theirs.get(k)!r}' for k in differ)}); expected the same data, split, seed and classifier recipe")
+    return folder / "c" / "classifier"
+
+
 def split_off(dataset: ImageDataset, n: int, *, seed: int) -> tuple[ImageDataset, ImageDataset]:
     """A seeded random split: ``(rest, held_out)`` with ``n`` images held out."""
     check(0 < n < len(dataset), f"validation_images={n}: expected between 1 and {len(dataset) - 1}")
@@ -182,6 +208,9 @@ def prepare_experiment_dir(out_dir: str | Path, *, overwrite: bool) -> Path:
 
 def run_pipeline(config: PipelineConfig, out_dir: str | Path, *, overwrite: bool = False, log: Any = print) -> dict[str, Any]:
     """Run the whole experiment into ``out_dir``; returns the report (also in ``report.json``)."""
+    c_folder = reusable_c(config) if config.reuse_c else None  # checked before anything is written
+    check(c_folder is None or Path(config.reuse_c or "").resolve() != Path(out_dir).resolve(),
+          f"reuse_c={config.reuse_c!r} is --out itself: expected another experiment's folder")
     out = prepare_experiment_dir(out_dir, overwrite=overwrite)
     timings: dict[str, float] = {}
     t_all = time.perf_counter()
@@ -251,8 +280,14 @@ def run_pipeline(config: PipelineConfig, out_dir: str | Path, *, overwrite: bool
         clf.save_pretrained(out / name / "classifier")
         return clf, time.perf_counter() - t0
 
-    c, timings["c_s"] = train_classifier(train, len(train), "c")
-    log(f"c trained in {timings['c_s']:.0f} s")
+    if config.reuse_c:
+        t0 = time.perf_counter()
+        c = Classifier.from_pretrained(c_folder, map_location=resolve_device(config.device))
+        timings["c_s"] = time.perf_counter() - t0
+        log(f"c loaded from {config.reuse_c} (trained there with the same data and recipe)")
+    else:
+        c, timings["c_s"] = train_classifier(train, len(train), "c")
+        log(f"c trained in {timings['c_s']:.0f} s")
     if config.synthetic == "stream":
         device = resolve_device(config.device)
         stream = FreshSyntheticLoader(generator, n_synthetic, config.classifier_batch_size, device=device, seed=config.seed + 1, flip=flip)

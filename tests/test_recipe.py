@@ -284,3 +284,17 @@ def test_gpu_cifar10_script_dry_run(tmp_path):
     assert (tmp_path / "out" / "log.txt").is_file()
     missing = subprocess.run(["bash", str(script), "--dry-run", str(tmp_path / "nowhere"), str(tmp_path / "o2")], capture_output=True, text=True, env=env)
     assert missing.returncode == 2 and "cifar-10-batches-py" in missing.stderr
+
+
+def test_reuse_c_loads_the_same_classifier_and_refuses_a_different_recipe(tmp_path):
+    base = ["pipeline", "--num-images", "200", "--g-channels", "4", "--d-channels", "4", "--gan-epochs", "1", "--gan-batch-size", "32",
+            "--synthetic-images", "100", "--classifier-epochs", "1", "--classifier-width", "4", "--classifier-batch-size", "20", "--no-progress"]
+    assert main([*base, "--out", str(tmp_path / "a")]) == 0
+    assert main([*base, "--out", str(tmp_path / "b"), "--reuse-c", str(tmp_path / "a"), "--no-ema"]) == 0
+    a = json.loads((tmp_path / "a" / "report.json").read_text())
+    b = json.loads((tmp_path / "b" / "report.json").read_text())
+    assert b["c_accuracy"] == a["c_accuracy"] and b["confusion"]["c"] == a["confusion"]["c"]  # the same c
+    assert not (tmp_path / "b" / "c").exists() and b["settings"]["reuse_c"] == str(tmp_path / "a")
+    assert main([*base, "--out", str(tmp_path / "c"), "--reuse-c", str(tmp_path / "a"), "--classifier-width", "8"]) == 2
+    assert not (tmp_path / "c").exists()  # refused before any work
+    assert main([*base, "--out", str(tmp_path / "d"), "--reuse-c", str(tmp_path / "nowhere")]) == 2
