@@ -43,8 +43,8 @@ from ..models import MODELS, GeneratorBank, build_gan
 from ..models.base import Generator
 from ..plots import save_grid
 from .gan_trainer import GANTrainer, GANTrainerConfig
+from .run_files import CHECKPOINT_NAME
 from .runs import prepare_out_dir
-from .trainer import CHECKPOINT_NAME
 
 MANIFEST_NAME = "bank.json"
 FORMAT = "gan-edu-bank"

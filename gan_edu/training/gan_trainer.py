@@ -141,6 +141,9 @@ class GANTrainer(Trainer):
             "data": {"name": dataset.name, "options": dataset.options, "class_names": list(dataset.class_names), "size": len(dataset)} if dataset is not None else None,
         }
 
+    def resume_command(self) -> str:
+        return f"gan-edu train --resume {self.out_dir or 'RUN_DIR'}"
+
     def extra_state(self) -> dict[str, Any]:
         return {"noise": self.noise.get_state()}
 

@@ -23,7 +23,7 @@ from ..models import build_gan
 from ..models.base import MODULE_CLASSES
 from .distributed import World
 from .gan_trainer import GANTrainer, GANTrainerConfig
-from .trainer import CHECKPOINT_NAME, CONFIG_NAME
+from .run_files import CHECKPOINT_NAME, CONFIG_NAME
 
 
 def is_run_dir(path: Path) -> bool:
