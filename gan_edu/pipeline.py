@@ -47,7 +47,7 @@ from .plots import plot_confusions, plot_per_class_accuracy, save_grid
 from .synthetic import sample_pool, save_pool
 from .training.bank import train_bank
 from .training.classifier_trainer import ClassifierTrainer, ClassifierTrainerConfig, predict
-from .training.gan_trainer import GANTrainerConfig
+from .training.registry import get_trainer_class
 from .training.runs import new_gan_run
 
 PIPELINE_DATASETS = ("shapes", "mnist", "fashion-mnist", "cifar10")
@@ -65,6 +65,7 @@ class PipelineConfig:
     model: str = "cdcgan"  # a conditional model, or an unconditional one with per_class
     per_class: bool = False  # one G/D pair per class (a bank) instead of one conditional model
     loss: str = "non-saturating"  # the GAN loss
+    trainer: str = "GANTrainer"  # the GAN's registered trainer class (a variant: gan_edu.training.register_trainer)
     g_channels: int | None = None  # generator width (None: the model's default)
     d_channels: int | None = None  # discriminator width
     gan_epochs: int = 5  # GAN budget in epochs
@@ -95,6 +96,7 @@ class PipelineConfig:
             conditional != self.per_class,
             f"model {self.model!r} with per_class={self.per_class}: expected a conditional model, or an unconditional one with per_class",
         )
+        get_trainer_class(self.trainer)  # one line naming an unregistered class
         check(self.eval_split in ("test", "validation"), f"eval_split={self.eval_split!r}: expected 'test' or 'validation'")
         check(self.synthetic_images is None or self.synthetic_images > 0, f"synthetic_images={self.synthetic_images!r}: expected a positive int")
 
@@ -153,7 +155,8 @@ def run_pipeline(config: PipelineConfig, out_dir: str | Path, *, overwrite: bool
 
     # -- 1. the GAN ---------------------------------------------------------------------------
     t = time.perf_counter()
-    gan_config = GANTrainerConfig(
+    trainer_class = get_trainer_class(config.trainer)
+    gan_config = trainer_class.config_class(
         epochs=config.gan_epochs, max_steps=config.gan_max_steps, max_seconds=config.gan_minutes * 60 if config.gan_minutes else None,
         batch_size=config.gan_batch_size, lr_g=config.lr_g, lr_d=config.lr_d, device=config.device, seed=config.seed,
         progress=config.progress, flip=flip,
@@ -161,10 +164,12 @@ def run_pipeline(config: PipelineConfig, out_dir: str | Path, *, overwrite: bool
     model_config = {k: v for k, v in (("g_channels", config.g_channels), ("d_channels", config.d_channels)) if v is not None}
     gan_dir = out / "gan"
     if config.per_class:
-        train_bank(config.model, train, loss=config.loss, config=gan_config, out_dir=gan_dir, overwrite=True, log=log, **model_config)
+        train_bank(config.model, train, loss=config.loss, config=gan_config, out_dir=gan_dir, overwrite=True, log=log, trainer_class=trainer_class, **model_config)
         gan_steps = None
     else:
-        trainer = new_gan_run(config.model, train, loss=config.loss, config=gan_config, out_dir=gan_dir, overwrite=True, **model_config)
+        trainer = new_gan_run(
+            config.model, train, loss=config.loss, config=gan_config, out_dir=gan_dir, overwrite=True, trainer_class=trainer_class, **model_config
+        )
         trainer.fit(train)
         gan_steps = trainer.step
     timings["gan_s"] = time.perf_counter() - t

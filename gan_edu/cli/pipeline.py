@@ -23,6 +23,7 @@ def register(sub: Any) -> None:
     p.add_argument("--model", default=d.model, choices=list(MODELS), help=f"GAN model (default {d.model})")
     p.add_argument("--per-class", action="store_true", help="one G/D pair per class (use an unconditional --model)")
     p.add_argument("--loss", default=d.loss, help=f"GAN loss (default {d.loss})")
+    p.add_argument("--trainer", default=d.trainer, metavar="NAME", help=f"registered GAN trainer class (default {d.trainer}; yours: docs/training.md)")
     p.add_argument("--out", type=Path, required=True, help="the experiment folder")
     p.add_argument("--overwrite", action="store_true", help="replace an existing experiment in --out")
     p.add_argument("--num-images", type=positive_int, help="shapes only: training images")
@@ -53,7 +54,7 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     config = PipelineConfig(
         dataset=args.dataset, data_root=args.data_root, download=not args.no_download, num_images=args.num_images, channels=args.channels,
-        model=args.model, per_class=args.per_class, loss=args.loss, g_channels=args.g_channels, d_channels=args.d_channels,
+        model=args.model, per_class=args.per_class, loss=args.loss, trainer=args.trainer, g_channels=args.g_channels, d_channels=args.d_channels,
         gan_epochs=args.gan_epochs, gan_batch_size=args.gan_batch_size, gan_max_steps=args.gan_max_steps, gan_minutes=args.gan_minutes,
         lr_g=args.lr_g, lr_d=args.lr_d, synthetic_images=args.synthetic_images, classifier=args.classifier,
         classifier_width=args.classifier_width, classifier_epochs=args.classifier_epochs, classifier_max_steps=args.classifier_max_steps,
