@@ -99,7 +99,5 @@ def get_trainer_class(trainer: type[GANTrainer] | str, *, where: str = "") -> ty
                 f"entry point {name} = {ep.value} (group {ENTRY_POINT_GROUP}): expected a GANTrainer subclass named {name}",
             )
             return register_trainer(cls)
-    source = f"{where}: trained by " if where else ""
-    raise GanEduError(
-        f"{source}trainer class {name!r} is not registered (known: {', '.join(TRAINERS)}); " + HOW_TO_REGISTER.format(name=name)
-    )
+    what = f"{where}: trained by trainer class {name!r}, which is not registered here" if where else f"trainer class {name!r} is not registered"
+    raise GanEduError(f"{what} (known: {', '.join(TRAINERS)}); " + HOW_TO_REGISTER.format(name=name))
