@@ -216,3 +216,28 @@ def test_a_stopped_classifier_run_names_no_gan_command(tiny_shapes, tmp_path):
     gan.callbacks.append(StopAfterFirstLog())
     with pytest.raises(TrainingInterrupted, match=f"resume with: gan-edu train --resume {tmp_path / 'g'}$"):
         gan.fit(tiny_shapes)
+
+
+def test_a_bank_records_its_trainer_class_and_resumes_its_members_with_it(tmp_path, registry):
+    from gan_edu.data import load_dataset
+    from gan_edu.training.bank import read_bank_manifest, resume_bank, train_bank
+
+    @register_trainer
+    class CountingBankTrainer(GANTrainer):
+        calls = 0
+
+        def generator_objective(self, fake_logits, **inputs):
+            type(self).calls += 1
+            return super().generator_objective(fake_logits, **inputs)
+
+    data = load_dataset("shapes", n=20)  # 2 images per class: one batch of 2 per member
+    config = GANTrainerConfig(epochs=1, batch_size=2, progress=False)
+    train_bank("dcgan", data, config=config, out_dir=tmp_path / "bank", trainer_class="CountingBankTrainer", **TINY)
+    manifest = read_bank_manifest(tmp_path / "bank")
+    assert manifest["trainer_class"] == "CountingBankTrainer" and CountingBankTrainer.calls == 10
+    assert json.loads((tmp_path / "bank" / manifest["classes"][0]["run"] / "config.json").read_text())["trainer_class"] == "CountingBankTrainer"
+    resume_bank(tmp_path / "bank", epochs=2)  # every member trains one more epoch, as the recorded class
+    assert CountingBankTrainer.calls == 20
+    del registry["CountingBankTrainer"]
+    with pytest.raises(GanEduError, match="trained by trainer class 'CountingBankTrainer', which is not registered here"):
+        resume_bank(tmp_path / "bank", epochs=3)
