@@ -48,6 +48,7 @@ from .synthetic import FreshSyntheticLoader, sample_pool, save_pool
 from .training.bank import train_bank
 from .training.classifier_trainer import ClassifierTrainer, ClassifierTrainerConfig, predict
 from .training.gan_trainer import GANTrainerConfig
+from .training.registry import get_trainer_class
 from .training.runs import new_gan_run
 from .training.trainer import resolve_device
 
@@ -67,6 +68,7 @@ class PipelineConfig:
     model: str = "cdcgan"  # a conditional model, or an unconditional one with per_class
     per_class: bool = False  # one G/D pair per class (a bank) instead of one conditional model
     loss: str = "non-saturating"  # the GAN loss
+    trainer: str = "GANTrainer"  # the GAN's registered trainer class (a variant: gan_edu.training.register_trainer)
     g_channels: int | None = None  # generator width (None: the model's default)
     d_channels: int | None = None  # discriminator width
     gan_epochs: int = 5  # GAN budget in epochs
@@ -109,6 +111,7 @@ class PipelineConfig:
             conditional != self.per_class,
             f"model {self.model!r} with per_class={self.per_class}: expected a conditional model, or an unconditional one with per_class",
         )
+        get_trainer_class(self.trainer)  # one line naming an unregistered class
         check(self.eval_split in ("test", "validation"), f"eval_split={self.eval_split!r}: expected 'test' or 'validation'")
         check(self.synthetic_images is None or self.synthetic_images > 0, f"synthetic_images={self.synthetic_images!r}: expected a positive int")
         check(self.verify_checksums or self.dataset == "cifar10", f"verify_checksums=False with dataset {self.dataset!r}: only cifar10 has that switch")
@@ -119,8 +122,8 @@ class PipelineConfig:
         self.classifier_trainer_config(flip=False, warmup_steps=1)
 
     def gan_trainer_config(self, flip: bool = False) -> GANTrainerConfig:
-        """The GAN stage's trainer options."""
-        return GANTrainerConfig(
+        """The GAN stage's trainer options (the trainer class's own config class)."""
+        return get_trainer_class(self.trainer).config_class(
             epochs=self.gan_epochs, max_steps=self.gan_max_steps, max_seconds=self.gan_minutes * 60 if self.gan_minutes else None,
             batch_size=self.gan_batch_size, lr_g=self.lr_g, lr_d=self.lr_d, beta1=self.beta1, beta2=self.beta2, d_steps=self.d_steps,
             ema=self.ema, ema_decay=self.ema_decay, diffaugment=self.diffaugment, device=self.device, seed=self.seed,
@@ -242,16 +245,19 @@ def run_pipeline(config: PipelineConfig, out_dir: str | Path, *, overwrite: bool
 
     # -- 1. the GAN ---------------------------------------------------------------------------
     t = time.perf_counter()
+    trainer_class = get_trainer_class(config.trainer)
     gan_config = config.gan_trainer_config(flip=flip)
     model_config = {k: v for k, v in (("g_channels", config.g_channels), ("d_channels", config.d_channels)) if v is not None}
     if config.spectral_norm:
         model_config["spectral_norm"] = True
     gan_dir = out / "gan"
     if config.per_class:
-        train_bank(config.model, train, loss=config.loss, config=gan_config, out_dir=gan_dir, overwrite=True, log=log, **model_config)
+        train_bank(config.model, train, loss=config.loss, config=gan_config, out_dir=gan_dir, overwrite=True, log=log, trainer_class=trainer_class, **model_config)
         gan_steps = None
     else:
-        trainer = new_gan_run(config.model, train, loss=config.loss, config=gan_config, out_dir=gan_dir, overwrite=True, **model_config)
+        trainer = new_gan_run(
+            config.model, train, loss=config.loss, config=gan_config, out_dir=gan_dir, overwrite=True, trainer_class=trainer_class, **model_config
+        )
         trainer.fit(train)
         gan_steps = trainer.step
     timings["gan_s"] = time.perf_counter() - t

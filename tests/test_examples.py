@@ -23,6 +23,7 @@ TINY_TRAIN = ["--images", "64", "--max-steps", "2", "--batch-size", "16", "--wid
 def load_example(name: str):
     spec = importlib.util.spec_from_file_location(f"example_{name}", EXAMPLES / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # as for a script run by python: dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 

@@ -1,4 +1,9 @@
-"""``gan-edu train``: train a GAN from the registry on a data set (or one per class), or resume a run."""
+"""``gan-edu train``: train a GAN from the registry on a data set (or one per class), or resume a run.
+
+``--trainer NAME`` picks a registered trainer class (default ``GANTrainer``); a run records it,
+and ``--resume`` rebuilds it. A class of your own reaches the command through your script or an
+installed package's entry point: see :mod:`gan_edu.training.registry`.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +18,7 @@ from ..models import MODELS
 from ..training import distributed
 from ..training.bank import is_bank_dir, resume_bank, train_bank
 from ..training.distributed import World
-from ..training.gan_trainer import GANTrainerConfig
+from ..training.registry import get_trainer_class
 from ..training.runs import new_gan_run, resume_gan_run
 
 
@@ -94,6 +99,7 @@ def register(sub: Any) -> None:
     add_data_arguments(p)
     p.add_argument("--model", default="dcgan", choices=list(MODELS), help="registry model (default dcgan)")
     p.add_argument("--loss", default="non-saturating", choices=list(LOSSES), help="GAN loss (default non-saturating)")
+    p.add_argument("--trainer", default="GANTrainer", metavar="NAME", help="registered trainer class (default GANTrainer; yours: docs/training.md)")
     p.add_argument("--r1", type=positive_float, metavar="GAMMA", help="add the R1 penalty GAMMA/2 ||grad D(x)||^2 on real images (any loss)")
     p.add_argument("--per-class", action="store_true", help="train one G/D pair per class into one bank folder (a generator bank)")
     p.add_argument("--out", type=Path, help="run folder (default runs/DATASET-MODEL, or runs/DATASET-MODEL-per-class)")
@@ -138,7 +144,7 @@ def train(args: argparse.Namespace) -> int:
         if data_options(args):
             say("gan-edu train: note: --resume loads the run's own data (its config.json data options)", file=sys.stderr)
         allowed = {"epochs", "max_steps", "device", "progress", "log_every", "checkpoint_every", "precision", "channels_last", "compile", "sync_batchnorm"}
-        fixed = sorted(set(overrides) - allowed)
+        fixed = sorted(set(overrides) - allowed) + (["trainer class"] if args.trainer != "GANTrainer" else [])
         if fixed:
             say(f"gan-edu train: note: --resume keeps the run's own {', '.join(fixed)}", file=sys.stderr)
         kept = {k: v for k, v in overrides.items() if k in allowed}
@@ -147,13 +153,14 @@ def train(args: argparse.Namespace) -> int:
         trainer, dataset = resume_gan_run(args.resume, **kept)
         say(f"resuming {args.resume} at step {trainer.step} (epoch {trainer.epoch}) of {trainer.config.epochs} epochs", file=sys.stderr)
     else:
+        trainer_class = get_trainer_class(args.trainer)
         for name in ("lr_g", "lr_d"):
             if getattr(args, name) is None and args.lr is not None:
                 setattr(args, name, args.lr)
         gan_options = {k: getattr(args, k) for k in ("lr_g", "lr_d", "beta1", "beta2", "d_steps", "ema", "ema_decay", "diffaugment") if getattr(args, k) is not None}
         if args.flip:
             gan_options["flip"] = True
-        config = GANTrainerConfig(**{**overrides, **gan_options})
+        config = trainer_class.config_class(**{**overrides, **gan_options})
         options = data_options(args)
         if args.dataset == "shapes":
             options.update({k: v for k, v in (("channels", args.channels), ("n", args.num_images)) if v is not None})
@@ -166,10 +173,14 @@ def train(args: argparse.Namespace) -> int:
         if args.per_class:
             out = args.out or Path("runs") / f"{args.dataset}-{args.model}-per-class"
             say(f"training one {args.model} per class of {args.dataset} ({dataset.num_classes} classes) with {loss_words} into {out}", file=sys.stderr)
-            bank = train_bank(args.model, dataset, loss=loss, config=config, out_dir=out, overwrite=args.overwrite, log=log, **model_config)
+            bank = train_bank(
+                args.model, dataset, loss=loss, config=config, out_dir=out, overwrite=args.overwrite, log=log, trainer_class=trainer_class, **model_config
+            )
             return finish_bank(out, bank)
         out = args.out or Path("runs") / f"{args.dataset}-{args.model}"
-        trainer = new_gan_run(args.model, dataset, loss=loss, config=config, out_dir=out, overwrite=args.overwrite, **model_config)
+        trainer = new_gan_run(
+            args.model, dataset, loss=loss, config=config, out_dir=out, overwrite=args.overwrite, trainer_class=trainer_class, **model_config
+        )
         say(f"training {args.model} on {args.dataset} ({len(dataset)} images) with {loss_words} into {out}", file=sys.stderr)
     say(f"config: {trainer.config}", file=sys.stderr)
     trainer.fit(dataset)

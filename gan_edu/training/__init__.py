@@ -1,10 +1,11 @@
-"""Training: the Trainer base class, the GAN trainer, callbacks and checkpoints."""
+"""Training: the Trainer base class, the GAN trainer and its registry, callbacks and checkpoints."""
 
 from __future__ import annotations
 
 from .callbacks import Callback
 from .checkpoint import load_checkpoint, save_checkpoint
 from .gan_trainer import GANTrainer, GANTrainerConfig, LossCurves, SampleGrid, SaveModels
+from .registry import TRAINERS, get_trainer_class, register_trainer
 from .trainer import (
     Trainer,
     TrainerConfig,
@@ -21,12 +22,15 @@ __all__ = [
     "LossCurves",
     "SampleGrid",
     "SaveModels",
+    "TRAINERS",
     "Trainer",
     "TrainerConfig",
     "TrainingDiverged",
     "TrainingInterrupted",
+    "get_trainer_class",
     "load_checkpoint",
     "read_history",
+    "register_trainer",
     "resolve_device",
     "save_checkpoint",
 ]

@@ -43,8 +43,9 @@ from ..models import MODELS, GeneratorBank, build_gan
 from ..models.base import Generator
 from ..plots import save_grid
 from .gan_trainer import GANTrainer, GANTrainerConfig
+from .registry import get_trainer_class
+from .run_files import CHECKPOINT_NAME
 from .runs import prepare_out_dir
-from .trainer import CHECKPOINT_NAME
 
 MANIFEST_NAME = "bank.json"
 FORMAT = "gan-edu-bank"
@@ -94,6 +95,7 @@ def train_bank(
     out_dir: str | Path,
     overwrite: bool = False,
     log: Log | None = None,
+    trainer_class: type[GANTrainer] | str = GANTrainer,
     **model_config: Any,
 ) -> GeneratorBank:
     """Train one ``model`` G/D pair per class of ``dataset`` into the bank folder ``out_dir``.
@@ -106,12 +108,14 @@ def train_bank(
         out_dir: the bank folder (see the module docstring).
         overwrite: replace an existing bank or run in ``out_dir``.
         log: called with one line per member (the CLI prints them); None: silent.
+        trainer_class: the registered trainer class of every member (or its name).
         **model_config: the model's options (``g_channels``...).
 
     Returns:
         The bank of trained generators, also saved in ``out_dir / "generator"``.
     """
-    config = config or GANTrainerConfig()
+    cls = get_trainer_class(trainer_class)
+    config = config or cls.config_class()
     check(model in MODELS, f"model {model!r}: expected one of {', '.join(MODELS)}")
     check(not MODELS[model].conditional, f"model {model!r} is conditional: a per-class bank needs an unconditional model, one per class")
     check(dataset.num_classes >= 2, f"data set {dataset.name!r} has {dataset.num_classes} class: a bank needs at least 2")
@@ -130,6 +134,7 @@ def train_bank(
         "gan_edu_version": __version__,
         "model": model,
         "model_config": model_config,
+        "trainer_class": cls.__name__,
         "loss": {"name": loss.name, "options": loss.options()},
         "trainer": config.to_dict(),
         "data": {"name": dataset.name, "options": dataset.options, "class_names": list(dataset.class_names), "size": len(dataset)},
@@ -154,8 +159,9 @@ def resume_bank(bank_dir: str | Path, *, log: Log | None = None, **overrides: An
     """
     bank_dir = Path(bank_dir)
     manifest = read_bank_manifest(bank_dir)
+    cls = get_trainer_class(str(manifest.get("trainer_class", "GANTrainer")), where=str(bank_dir))
     try:
-        manifest["trainer"] = GANTrainerConfig.from_dict({**manifest["trainer"], **overrides}).to_dict()
+        manifest["trainer"] = cls.config_class.from_dict({**manifest["trainer"], **overrides}).to_dict()
         options = dict(manifest["data"]["options"])
         split = options.pop("split", "train")
         name = manifest["data"]["name"]
@@ -178,8 +184,9 @@ def _member_done(entry: dict[str, Any], config: GANTrainerConfig) -> bool:
 def _train_members(bank_dir: Path, manifest: dict[str, Any], dataset: ImageDataset, log: Log | None) -> GeneratorBank:
     """Train (or skip, or resume) each member in turn, then write the bank's generator and samples."""
     say = log or (lambda line: None)
+    cls = get_trainer_class(str(manifest.get("trainer_class", "GANTrainer")), where=str(bank_dir))
     try:
-        base = GANTrainerConfig.from_dict(manifest["trainer"])
+        base = cls.config_class.from_dict(manifest["trainer"])
         model, model_config = manifest["model"], dict(manifest["model_config"])
         loss_name, loss_options = manifest["loss"]["name"], dict(manifest["loss"].get("options", {}))
         entries = manifest["classes"]
@@ -192,7 +199,7 @@ def _train_members(bank_dir: Path, manifest: dict[str, Any], dataset: ImageDatas
     members: list[Generator] = []
     for entry in entries:
         k, name, run = entry["label"], entry["name"], bank_dir / entry["run"]
-        config = GANTrainerConfig.from_dict({**base.to_dict(), "seed": base.seed + k})
+        config = cls.config_class.from_dict({**base.to_dict(), "seed": base.seed + k})
         where = f"class {k + 1}/{len(entries)} ({name})"
         if _member_done(entry, config) and (run / "generator").is_dir():
             say(f"{where}: complete, skipped ({run})")
@@ -204,7 +211,7 @@ def _train_members(bank_dir: Path, manifest: dict[str, Any], dataset: ImageDatas
         torch.manual_seed(config.seed)  # the member's initial weights
         g, d = build_gan(model, image_shape=dataset.image_shape, **model_config)
         meta = {"model": model, "bank": {"label": k, "class_name": name}}
-        trainer = GANTrainer(g, d, get_loss(loss_name, **loss_options), config, out_dir=run, meta=meta)
+        trainer = cls(g, d, get_loss(loss_name, **loss_options), config, out_dir=run, meta=meta)
         if resuming:
             trainer.resume()
         say(f"{where}: {'resuming at step ' + str(trainer.step) if resuming else 'training'} into {run}")

@@ -87,27 +87,6 @@ class World:
         return batch[self.rank * n : (self.rank + 1) * n]  # (N/W, ...)
 
 
-def rank_device(device: str, world: World) -> torch.device:
-    """The device of this process: ``auto`` / ``cuda`` become ``cuda:LOCAL_RANK`` under torchrun.
-
-    Raises:
-        GanEduError: ``cuda:N`` under torchrun (every process would share one GPU), or fewer GPUs
-            than processes on this machine.
-    """
-    from .trainer import resolve_device
-
-    dev = resolve_device(device)
-    if not world.active or dev.type != "cuda":
-        return dev
-    check(
-        dev.index is None,
-        f"device {device!r} under torchrun with {world.size} processes: expected 'auto' or 'cuda' (each process takes the GPU of its LOCAL_RANK)",
-    )
-    count = torch.cuda.device_count()
-    check(world.local_rank < count, f"LOCAL_RANK={world.local_rank}: this machine has {count} GPUs; start at most {count} processes per machine")
-    return torch.device("cuda", world.local_rank)
-
-
 def init_process_group(world: World, device: torch.device) -> None:
     """Join the run's process group (NCCL on CUDA, gloo on CPU), once per process; no-op for one process."""
     if not world.active or dist.is_initialized():

@@ -1,4 +1,4 @@
-"""Training a GAN: :class:`GANTrainer`, with its two steps kept apart so each can be overridden.
+"""Training a GAN: :class:`GANTrainer`, its plumbing in one place and small hooks for what a variant changes.
 
 One training step, after Goodfellow et al. (2014), Algorithm 1, as in the PyTorch DCGAN example:
 
@@ -8,23 +8,35 @@ One training step, after Goodfellow et al. (2014), Algorithm 1, as in the PyTorc
    batch, judged by the updated D (non-saturating: maximise ``log D(G(z))``; minimax: minimise
    ``log(1 - D(G(z)))``).
 
-Two additions that make DCGANs markedly better, both switches of :class:`GANTrainerConfig`:
-``diffaugment`` passes every image D sees, real or fake, in both updates, through the same kind
-of differentiable random transform (:mod:`gan_edu.augment`); ``ema`` keeps an average of G's
-weights after every G update (:mod:`.ema`), which the sample grids, the saved ``generator/`` and
-so the export use.
+The plumbing (precision, the distributed wrapper, the penalty, the optimizer steps, the metrics)
+lives in :meth:`~GANTrainer.discriminate`, :meth:`~GANTrainer.update_discriminator` and
+:meth:`~GANTrainer.update_generator`, which every step goes through. To make a variant, from the
+lightest touch to the heaviest:
 
-To make a variant, subclass and override :meth:`GANTrainer.discriminator_step` or
-:meth:`GANTrainer.generator_step` (a new regulariser, a different use of labels...);
-:meth:`GANTrainer.train_step` and ``fit`` stay as they are.
+* a new loss on D's logits: subclass :class:`~gan_edu.losses.GANLoss` (no trainer change);
+* an objective that needs more than the logits (the images, the labels, the step): override
+  :meth:`~GANTrainer.discriminator_objective` or :meth:`~GANTrainer.generator_objective`;
+  a different fake batch: :meth:`~GANTrainer.fake_batch`. The penalty and DDP's averaging stay;
+* a step of another shape (more calls of D, say): override :meth:`~GANTrainer.discriminator_step`
+  or :meth:`~GANTrainer.generator_step`, calling D through ``discriminate(..., update=True)``
+  and updating through ``update_discriminator`` / ``update_generator``, as the default steps do.
+
+Two additions that make DCGANs markedly better, both switches of :class:`GANTrainerConfig`,
+both in the plumbing so no variant can lose them: ``diffaugment`` passes every image D sees,
+real or fake, in both updates, through the same kind of differentiable random transform
+(:mod:`gan_edu.augment`, in :meth:`~GANTrainer.discriminate`); ``ema`` keeps an average of G's
+weights after every G update (:mod:`.ema`, in :meth:`~GANTrainer.update_generator`), which the
+sample grids, the saved ``generator/`` and so the export use.
+
+``tutorials/05_your_own_variant.ipynb`` and ``examples/custom_loss.py`` show the three.
 
 Under ``torchrun`` (several processes) G and D are wrapped in DistributedDataParallel. DDP
-expects one forward per backward, and D's loss needs two calls (real, fake): :class:`RealAndFake`
-makes them one forward. G's update judges the fake batch with the plain D, whose weights are
-frozen in that step, so DDP is not involved there. Each process draws the global noise batch and
-keeps its slice, as it does with the real batch: the maths of one process with the same batch.
-A variant's ``discriminator_step`` that updates D should call it through ``self.d_real_and_fake``
-(or another DDP-wrapped module): calls of the plain D are not averaged over the processes.
+expects one forward per backward, and D's step calls D more than once (real, fake): D's step
+calls go through :class:`JointForward`, one module call, which is what DDP wraps. G's update
+judges the fake batch with the plain D, whose weights are frozen in that call, so DDP is not
+involved there. Each process draws the global noise batch and keeps its slice, as it does with
+the real batch: the maths of one process with the same batch. Calls of the plain D in D's step
+would not be averaged over the processes: go through ``discriminate``.
 """
 
 from __future__ import annotations
@@ -32,7 +44,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -94,6 +106,7 @@ class GANTrainer(Trainer):
     """
 
     config: GANTrainerConfig
+    config_class: ClassVar[type[GANTrainerConfig]] = GANTrainerConfig  # a variant with options of its own sets its subclass
 
     def __init__(
         self,
@@ -106,8 +119,8 @@ class GANTrainer(Trainer):
         callbacks: Iterable[Callback] = (),
         meta: dict[str, Any] | None = None,
     ) -> None:
-        config = config if config is not None else GANTrainerConfig()
-        check(isinstance(config, GANTrainerConfig), f"config of type {type(config).__name__}: expected a GANTrainerConfig")
+        config = config if config is not None else self.config_class()
+        check(isinstance(config, self.config_class), f"config of type {type(config).__name__}: expected a {self.config_class.__name__}")
         check(
             generator.image_shape == discriminator.image_shape and generator.num_classes == discriminator.num_classes,
             f"generator makes {generator.image_shape} images with num_classes={generator.num_classes}, "
@@ -118,7 +131,7 @@ class GANTrainer(Trainer):
         self.discriminator = self.prepare_module(discriminator)
         self.g_forward = self.compiled(self.data_parallel(self.generator))  # the same weights, maybe compiled and DDP
         self.d_forward = self.compiled(self.discriminator)  # D as a judge (G's step): not updated, no DDP
-        self.d_real_and_fake = self.data_parallel(RealAndFake(self.d_forward))  # D's step: one forward per backward
+        self.d_joint = self.data_parallel(JointForward(self.d_forward))  # D's step: all its D calls, one forward per backward
         self.loss = loss if loss is not None else NonSaturatingLoss()
         check(
             not (self.world.active and (getattr(self.loss, "r1", 0) or type(self.loss).penalty is not GANLoss.penalty)),
@@ -166,6 +179,9 @@ class GANTrainer(Trainer):
             "data": {"name": dataset.name, "options": dataset.options, "class_names": list(dataset.class_names), "size": len(dataset)} if dataset is not None else None,
         }
 
+    def resume_command(self) -> str:
+        return f"gan-edu train --resume {self.out_dir or 'RUN_DIR'}"
+
     def extra_state(self) -> dict[str, Any]:
         state = {"noise": self.noise.get_state(), "augment": self.augment.generator.get_state()}
         if self.ema is not None:
@@ -196,10 +212,32 @@ class GANTrainer(Trainer):
         metrics = self.discriminator_step(real, fake.detach(), labels)
         if update_g:
             metrics.update(self.generator_step(fake, labels))
-            if self.ema is not None:
-                self.ema.update(self.generator)  # the average follows G after each of its updates
         return metrics
 
+    def discriminator_step(self, real: torch.Tensor, fake: torch.Tensor, labels: torch.Tensor | None) -> dict[str, torch.Tensor]:
+        """(1) Update D: maximise log D(x) + log(1 - D(G(z))), i.e. minimise :meth:`discriminator_objective` (+ penalty).
+
+        Args:
+            real: ``(N, C, H, W)`` training images.
+            fake: ``(N, C, H, W)`` generated images, detached from G.
+            labels: ``(N,)`` classes of both (conditional models), else None.
+        """
+        real_logits, fake_logits = self.discriminate((real, labels), (fake, labels), update=True)  # (N,), (N,)
+        loss_d = self.discriminator_objective(real_logits, fake_logits, real=real, fake=fake, labels=labels)
+        return self.update_discriminator(loss_d, real, fake, labels, real_logits=real_logits, fake_logits=fake_logits)
+
+    def generator_step(self, fake: torch.Tensor, labels: torch.Tensor | None) -> dict[str, torch.Tensor]:
+        """(2) Update G: minimise :meth:`generator_objective` (non-saturating: maximise log D(G(z))).
+
+        Args:
+            fake: ``(N, C, H, W)`` generated images, still attached to G's graph.
+            labels: ``(N,)`` their classes (conditional models), else None.
+        """
+        (fake_logits,) = self.discriminate((fake, labels))  # (N,), by the freshly updated D
+        loss_g = self.generator_objective(fake_logits, fake=fake, labels=labels)
+        return self.update_generator(loss_g)
+
+    # -- the hooks: what a variant changes ------------------------------------------------------
     def fake_batch(self, n: int, labels: torch.Tensor | None) -> torch.Tensor:
         """``n`` images from G for fresh noise (and the given labels): ``(n, C, H, W)``.
 
@@ -210,19 +248,57 @@ class GANTrainer(Trainer):
         z = self.world.slice(z)  # (n, latent_dim): this process's part
         return self.g_forward(z, labels)
 
-    def discriminator_step(self, real: torch.Tensor, fake: torch.Tensor, labels: torch.Tensor | None) -> dict[str, torch.Tensor]:
-        """(1) Update D: maximise log D(x) + log(1 - D(G(z))), i.e. minimise the loss's D term.
+    def discriminator_objective(
+        self, real_logits: torch.Tensor, fake_logits: torch.Tensor, *, real: torch.Tensor, fake: torch.Tensor, labels: torch.Tensor | None
+    ) -> torch.Tensor:
+        """What D minimises, from its fp32 logits ``(N,)`` on the real and the fake batch: the loss's D term.
+
+        The images ``(N, C, H, W)`` and labels D judged come along for objectives that need them.
+        The loss's penalty is added after this, by :meth:`update_discriminator`.
+        """
+        return self.loss.discriminator_loss(real_logits, fake_logits)
+
+    def generator_objective(self, fake_logits: torch.Tensor, *, fake: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        """What G minimises, from D's fp32 logits ``(N,)`` on the fake batch: the loss's G term."""
+        return self.loss.generator_loss(fake_logits)
+
+    # -- the plumbing every step goes through ---------------------------------------------------
+    def discriminate(self, *batches: tuple[torch.Tensor, torch.Tensor | None], update: bool = False) -> tuple[torch.Tensor, ...]:
+        """D's fp32 logits ``(N,)`` for each ``(images, labels)`` batch: one call of D per batch, under autocast.
+
+        Every call of D in a step goes through here (so what D sees is decided in one place).
+        Each batch is its own call, so batch norm never mixes real and fake images.
 
         Args:
-            real: ``(N, C, H, W)`` training images.
-            fake: ``(N, C, H, W)`` generated images, detached from G.
-            labels: ``(N,)`` classes of both (conditional models), else None.
+            *batches: ``(images (N, C, H, W), labels (N,) or None)`` pairs.
+            update: True in D's own step: all calls are one forward of the DistributedDataParallel
+                wrapper, so D's gradients are averaged over the processes. False: D only judges
+                (G's step); its weights are frozen for the call, so backward computes none for them.
         """
         with self.autocast():
-            seen_real, seen_fake = (self.augment(real), self.augment(fake)) if self.augment else (real, fake)  # DiffAugment: both alike
-            real_logits, fake_logits = self.d_real_and_fake(seen_real, seen_fake, labels)  # (N,), (N,)
-        real_logits, fake_logits = real_logits.float(), fake_logits.float()  # losses in fp32
-        loss_d = self.loss.discriminator_loss(real_logits, fake_logits)
+            if self.augment:  # DiffAugment: the same kind of transform on everything D sees
+                batches = tuple((self.augment(images), labels) for images, labels in batches)
+            if update:
+                logits = self.d_joint(batches)
+            else:
+                self.discriminator.requires_grad_(False)
+                try:
+                    logits = tuple(self.d_forward(images, labels) for images, labels in batches)
+                finally:
+                    self.discriminator.requires_grad_(True)
+        return tuple(x.float() for x in logits)  # losses in fp32
+
+    def update_discriminator(
+        self, loss_d: torch.Tensor, real: torch.Tensor, fake: torch.Tensor, labels: torch.Tensor | None, *,
+        real_logits: torch.Tensor, fake_logits: torch.Tensor,
+    ) -> dict[str, torch.Tensor]:
+        """Add the loss's penalty (R1, WGAN-GP's) to D's objective ``loss_d``, step D's optimizer, report.
+
+        Args:
+            loss_d: D's objective (a scalar), built from logits of :meth:`discriminate` with ``update=True``.
+            real, fake, labels: the batches D judged, for the penalty.
+            real_logits, fake_logits: ``(N,)``, for the metrics.
+        """
         penalty = self.loss.penalty(self.discriminator, real, fake.float(), labels)
         total = loss_d if penalty is None else loss_d + penalty
         self.optimize(total, self.opt_d)
@@ -235,27 +311,16 @@ class GANTrainer(Trainer):
             metrics["d_penalty"] = penalty.detach()
         return metrics
 
-    def generator_step(self, fake: torch.Tensor, labels: torch.Tensor | None) -> dict[str, torch.Tensor]:
-        """(2) Update G: minimise the loss's G term (non-saturating: maximise log D(G(z))).
-
-        Args:
-            fake: ``(N, C, H, W)`` generated images, still attached to G's graph.
-            labels: ``(N,)`` their classes (conditional models), else None.
-        """
-        self.discriminator.requires_grad_(False)  # D is only a judge here: skip its weight gradients
-        try:
-            with self.autocast():
-                seen = self.augment(fake) if self.augment else fake  # what D sees, augmented as in its own step
-                fake_logits = self.d_forward(seen, labels).float()  # (N,), by the freshly updated D
-            loss_g = self.loss.generator_loss(fake_logits)
-            self.optimize(loss_g, self.opt_g)
-        finally:
-            self.discriminator.requires_grad_(True)
+    def update_generator(self, loss_g: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Step G's optimizer on its objective ``loss_g`` (a scalar); every G update ends here, then reports."""
+        self.optimize(loss_g, self.opt_g)
+        if self.ema is not None:
+            self.ema.update(self.generator)  # the average follows G after each of its updates
         return {"g_loss": loss_g.detach()}
 
 
-class RealAndFake(nn.Module):
-    """D on a real batch and on a fake batch, as one module call (DDP wants one forward per backward).
+class JointForward(nn.Module):
+    """Several calls of D as one module call (DDP wants one forward per backward).
 
     Args:
         discriminator: the D (or its compiled view); the wrapper holds no weights of its own.
@@ -265,9 +330,9 @@ class RealAndFake(nn.Module):
         super().__init__()
         self.discriminator = discriminator
 
-    def forward(self, real: torch.Tensor, fake: torch.Tensor, labels: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(N, C, H, W)`` real and fake images (and their ``(N,)`` labels) to their ``(N,)`` logits."""
-        return self.discriminator(real, labels), self.discriminator(fake, labels)
+    def forward(self, batches: tuple[tuple[torch.Tensor, torch.Tensor | None], ...]) -> tuple[torch.Tensor, ...]:
+        """``(images (N, C, H, W), labels (N,) or None)`` pairs to their ``(N,)`` logits, one D call each."""
+        return tuple(self.discriminator(images, labels) for images, labels in batches)
 
 
 # -- the pictures of a run ------------------------------------------------------------------------

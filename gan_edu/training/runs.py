@@ -23,7 +23,8 @@ from ..models import build_gan
 from ..models.base import MODULE_CLASSES
 from .distributed import World
 from .gan_trainer import GANTrainer, GANTrainerConfig
-from .trainer import CHECKPOINT_NAME, CONFIG_NAME
+from .registry import get_trainer_class
+from .run_files import CHECKPOINT_NAME, CONFIG_NAME
 
 
 def is_run_dir(path: Path) -> bool:
@@ -66,15 +67,19 @@ def new_gan_run(
     config: GANTrainerConfig | None = None,
     out_dir: str | Path | None = None,
     overwrite: bool = False,
+    trainer_class: type[GANTrainer] | str = GANTrainer,
     **model_config: Any,
 ) -> GANTrainer:
-    """A :class:`GANTrainer` for registry model ``model`` fitted to ``dataset``'s images and classes.
+    """A trainer (a :class:`GANTrainer`, or the registered ``trainer_class``) for registry model
+    ``model`` fitted to ``dataset``'s images and classes.
 
     The weights are initialised after seeding torch with ``config.seed``. Everything is checked
     (model, loss, sizes, the batch against the data) before ``out_dir`` is touched, so a run that
-    cannot start never replaces an old one, even with ``overwrite``.
+    cannot start never replaces an old one, even with ``overwrite``. The trainer class must be
+    registered (:func:`~.registry.register_trainer`), so that the run can be resumed with it.
     """
-    config = config or GANTrainerConfig()
+    cls = get_trainer_class(trainer_class)
+    config = config or cls.config_class()
     check(
         len(dataset) >= config.batch_size,
         f"batch_size={config.batch_size}: the training data has only {len(dataset)} images; expected a batch size of at most {len(dataset)}",
@@ -84,7 +89,7 @@ def new_gan_run(
     loss = get_loss(loss) if isinstance(loss, str) else loss
     torch.manual_seed(config.seed)
     g, d = build_gan(model, image_shape=dataset.image_shape, num_classes=dataset.num_classes, **model_config)
-    trainer = GANTrainer(g, d, loss, config, out_dir=out_dir, meta={"model": model})
+    trainer = cls(g, d, loss, config, out_dir=out_dir, meta={"model": model})
     if out_dir is not None and World.from_env().is_main:  # under torchrun, rank 0 owns the folder
         prepare_out_dir(out_dir, overwrite=overwrite)  # only now may an old run (with overwrite) go
     return trainer
@@ -110,18 +115,20 @@ def resume_gan_run(run_dir: str | Path, **overrides: Any) -> tuple[GANTrainer, I
         **overrides: trainer options to change (``epochs``, ``max_steps``, ``device``, ``progress``).
 
     Returns:
-        The trainer, ready for ``fit``, and the training data it was using.
+        The trainer (of the class the run recorded, which must be registered), ready for ``fit``,
+        and the training data it was using.
     """
     run_dir = Path(run_dir)
     cfg = read_run_config(run_dir)
     check((run_dir / CHECKPOINT_NAME).is_file(), f"{run_dir}: no checkpoint to resume from ({CHECKPOINT_NAME} is missing)")
+    cls = get_trainer_class(str(cfg.get("trainer_class", "GANTrainer")), where=str(run_dir))
     try:
         modules = []
         for key in ("generator", "discriminator"):
             klass = MODULE_CLASSES[cfg[key]["class"]]
             modules.append(klass(klass.config_class.from_dict(cfg[key]["config"])))
         loss = get_loss(cfg["loss"]["name"], **cfg["loss"].get("options", {}))
-        trainer_cfg = GANTrainerConfig.from_dict({"ema": False, **cfg["trainer"], **overrides})  # runs from before ema had none
+        trainer_cfg = cls.config_class.from_dict({"ema": False, **cfg["trainer"], **overrides})  # runs from before ema had none
         data_options = dict(cfg["data"]["options"])
         split = data_options.pop("split", "train")
         classes = data_options.pop("classes", None)  # a subset's classes (a bank member's run)
@@ -132,6 +139,6 @@ def resume_gan_run(run_dir: str | Path, **overrides: Any) -> tuple[GANTrainer, I
     if classes is not None:
         dataset = dataset.subset(classes)
     meta = {k: cfg[k] for k in ("model", "bank") if k in cfg}
-    trainer = GANTrainer(modules[0], modules[1], loss, trainer_cfg, out_dir=run_dir, meta=meta)  # type: ignore[arg-type]
+    trainer = cls(modules[0], modules[1], loss, trainer_cfg, out_dir=run_dir, meta=meta)  # type: ignore[arg-type]
     trainer.resume()
     return trainer, dataset

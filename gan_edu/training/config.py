@@ -1,0 +1,60 @@
+"""The options of the training loop, shared by every trainer; each trainer adds its own in a subclass."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from ..errors import check
+from .devices import PRECISIONS, resolve_device
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainerConfig:
+    """Options of the training loop, shared by every trainer."""
+
+    epochs: int = 5  # passes over the training data
+    max_steps: int | None = None  # stop after this many steps in all (quick tries, tests); None: no limit
+    max_seconds: float | None = None  # stop after this much training time in one fit call (a budget); None: no limit
+    batch_size: int = 128  # 128 as in Radford et al.; smaller batches make batch norm noisier
+    device: str = "auto"  # "auto": CUDA when present, else CPU; or "cpu", "cuda", "cuda:1"
+    seed: int = 0  # seeds the noise, the data order and (in the CLI) the weights: same seed, same run
+    log_every: int = 25  # steps between metric logs; logs are the only host syncs of the loop
+    checkpoint_every: int | None = None  # steps between extra checkpoints; one is always written per epoch
+    progress: bool = True  # tqdm progress bar on stderr
+    flip: bool = False  # random horizontal flips (not for digits or text-like data)
+    balanced: bool = False  # draw every class equally often (with replacement): for unbalanced data
+    # -- speed switches: safe defaults; see docs/performance.md for what each one buys ----------
+    precision: str = "fp32"  # "fp32", "bf16" or "fp16": autocast of the forward passes; fp16 needs CUDA (GradScaler)
+    channels_last: bool = False  # NHWC layout of weights and batches: faster convolutions on tensor-core GPUs
+    cudnn_benchmark: bool = True  # CUDA only: cuDNN times and keeps the fastest algorithm per shape (shapes are fixed)
+    fused_optimizer: bool = True  # CUDA only: fused Adam kernels (one launch for all parameters)
+    compile: bool = False  # torch.compile the models' forward passes (not the loop): a slow start, then faster steps
+    # -- several processes (torchrun) ------------------------------------------------------------
+    sync_batchnorm: bool = False  # batch norm over the global batch, not each process's slice: the maths of one process, slower
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "log_every"):
+            value = getattr(self, name)
+            check(isinstance(value, int) and value > 0, f"{name}={value!r}: expected a positive int")
+        check(self.max_seconds is None or (isinstance(self.max_seconds, (int, float)) and self.max_seconds > 0), f"max_seconds={self.max_seconds!r}: expected a positive number or None")
+        for name in ("max_steps", "checkpoint_every"):
+            value = getattr(self, name)
+            check(value is None or (isinstance(value, int) and value > 0), f"{name}={value!r}: expected a positive int or None")
+        check(isinstance(self.seed, int) and self.seed >= 0, f"seed={self.seed!r}: expected a non-negative int")
+        check(self.precision in PRECISIONS, f"precision={self.precision!r}: expected one of {', '.join(PRECISIONS)}")
+        device = resolve_device(self.device)  # fails early on a nonsense device
+        check(
+            self.precision != "fp16" or device.type == "cuda",
+            f"precision='fp16' on {device.type}: fp16 autocast needs CUDA; use 'bf16' or 'fp32'",
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainerConfig:
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - names)
+        check(not unknown, f"trainer config keys {unknown}: not options of {cls.__name__}")
+        return cls(**values)

@@ -1,0 +1,168 @@
+"""Where a trainer computes and in which precision: the device, autocast, layout, the optimizer step.
+
+:class:`SpeedSwitches` holds the Trainer's switches (``TrainerConfig``'s device and speed
+options) as the methods a training step uses: ``prepare_module``, ``data_parallel``,
+``compiled``, ``autocast``, ``make_adam``, ``optimize``, ``prepare_batch`` and ``make_loader``. What each switch
+buys is measured in docs/performance.md.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+
+from ..data.images import ImageSet
+from ..data.loader import Loader, make_loader
+from ..errors import GanEduError, check
+from . import distributed
+
+if TYPE_CHECKING:
+    from .config import TrainerConfig
+
+#: Autocast dtypes by the names ``TrainerConfig.precision`` takes; None: plain fp32, no autocast.
+PRECISIONS: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """``"auto"`` to CUDA when available, else CPU; anything else checked and returned.
+
+    >>> resolve_device("cpu")
+    device(type='cpu')
+    """
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise GanEduError(f"device {device!r}: expected 'auto', 'cpu', 'cuda' or 'cuda:N'") from None
+    if dev.type == "cuda":
+        check(torch.cuda.is_available(), f"device {device!r}: CUDA is not available here; use --device cpu or auto")
+        check(dev.index is None or dev.index < torch.cuda.device_count(), f"device {device!r}: only {torch.cuda.device_count()} CUDA devices")
+    else:
+        check(dev.type == "cpu", f"device {device!r}: expected 'auto', 'cpu', 'cuda' or 'cuda:N'")
+    return dev
+
+
+def configure_backends(device: torch.device, *, cudnn_benchmark: bool) -> None:
+    """CUDA only: let cuDNN time and keep the fastest algorithm per shape (the shapes of a run are fixed)."""
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = cudnn_benchmark
+
+
+def grad_scaler(device: torch.device, precision: str) -> torch.amp.GradScaler:
+    """The loss scaler: on at fp16, whose gradients underflow without it; bf16 has fp32's range and needs none."""
+    return torch.amp.GradScaler(device.type, enabled=precision == "fp16")
+
+
+def autocast_context(device: torch.device, precision: str) -> Any:
+    """Mixed-precision context for forward passes (a no-op at fp32)."""
+    dtype = PRECISIONS[precision]
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=dtype)
+
+
+def rank_device(device: str, world: distributed.World) -> torch.device:
+    """The device of this process: ``auto`` / ``cuda`` become ``cuda:LOCAL_RANK`` under torchrun.
+
+    Raises:
+        GanEduError: ``cuda:N`` under torchrun (every process would share one GPU), or fewer GPUs
+            than processes on this machine.
+    """
+    dev = resolve_device(device)
+    if not world.active or dev.type != "cuda":
+        return dev
+    check(
+        dev.index is None,
+        f"device {device!r} under torchrun with {world.size} processes: expected 'auto' or 'cuda' (each process takes the GPU of its LOCAL_RANK)",
+    )
+    count = torch.cuda.device_count()
+    check(world.local_rank < count, f"LOCAL_RANK={world.local_rank}: this machine has {count} GPUs; start at most {count} processes per machine")
+    return torch.device("cuda", world.local_rank)
+
+
+def rng_state() -> dict[str, Any]:
+    """torch's global random states: the CPU's, and every CUDA device's once CUDA is in use."""
+    state: dict[str, Any] = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore what :func:`rng_state` returned."""
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+class SpeedSwitches:
+    """The device, precision and layout of a trainer, and the methods its step uses them through.
+
+    Mixed into :class:`~gan_edu.training.Trainer`, which calls :meth:`set_up_device` first thing.
+    """
+
+    config: TrainerConfig
+    world: distributed.World  # this process among those of the run (one process: rank 0 of 1)
+    device: torch.device  # this process's device
+    scaler: torch.amp.GradScaler  # the fp16 loss scaler (disabled at fp32 and bf16)
+
+    def set_up_device(self, config: TrainerConfig) -> None:
+        """Join torchrun's processes (if started by it), take this process's device, set the backends and the scaler."""
+        self.world = distributed.World.from_env()  # one process unless started by torchrun
+        self.device = rank_device(config.device, self.world)
+        distributed.init_process_group(self.world, self.device)
+        configure_backends(self.device, cudnn_benchmark=config.cudnn_benchmark)
+        self.scaler = grad_scaler(self.device, config.precision)
+
+    def prepare_module(self, module: nn.Module) -> nn.Module:
+        """Move ``module`` to the device (and to channels-last, synchronised batch norm when asked); returns it."""
+        module = module.to(self.device)
+        if self.config.channels_last:
+            module = module.to(memory_format=torch.channels_last)
+        if self.config.sync_batchnorm and self.world.active:
+            module = distributed.sync_batchnorm(module, self.device)
+        return module
+
+    def data_parallel(self, module: nn.Module) -> nn.Module:
+        """``module`` wrapped in DistributedDataParallel under torchrun (one forward per backward); else itself."""
+        return distributed.data_parallel(module, self.world, self.device)
+
+    def compiled(self, module: nn.Module) -> Any:
+        """``module`` itself, or a ``torch.compile``d view of it sharing its weights."""
+        return torch.compile(module) if self.config.compile else module
+
+    def autocast(self) -> Any:
+        """Mixed-precision context for forward passes (a no-op at fp32)."""
+        return autocast_context(self.device, self.config.precision)
+
+    def make_adam(self, params: Iterable[torch.nn.Parameter], lr: float, betas: tuple[float, float]) -> torch.optim.Adam:
+        """Adam with fused kernels on CUDA (when ``fused_optimizer``), the default foreach ones elsewhere."""
+        fused = self.device.type == "cuda" and self.config.fused_optimizer
+        return torch.optim.Adam(params, lr=lr, betas=betas, fused=fused or None)
+
+    def optimize(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer) -> None:
+        """zero_grad, backward (scaled at fp16), step."""
+        optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(optimizer)
+        self.scaler.update()
+
+    def prepare_batch(self, images: torch.Tensor) -> torch.Tensor:
+        """A batch in the memory layout the models use."""
+        return images.contiguous(memory_format=torch.channels_last) if self.config.channels_last else images
+
+    def make_loader(self, data: ImageSet | Loader) -> Loader:
+        """The batches of ``data`` on the training device: a :class:`~gan_edu.data.DeviceLoader` for
+        sets in memory, a :class:`~gan_edu.data.FileLoader` (DataLoader workers) for sets on disk."""
+        if isinstance(data, Loader):
+            return data
+        cfg = self.config
+        return make_loader(
+            data, cfg.batch_size, device=self.device, seed=cfg.seed, flip=cfg.flip, balanced=cfg.balanced,
+            rank=self.world.rank, world_size=self.world.size,
+        )
