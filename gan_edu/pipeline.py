@@ -100,6 +100,9 @@ class PipelineConfig:
     eval_split: str = "test"  # "test" for the final number, "validation" while choosing settings
     validation_images: int = 5000  # held out of the training set when eval_split is validation
     device: str = "auto"
+    precision: str = "fp32"  # the GAN's and both classifiers' autocast: fp32, bf16 or fp16 (CUDA); see docs/performance.md
+    channels_last: bool = False  # NHWC layout for the GAN and both classifiers (tensor-core GPUs)
+    compile: bool = False  # torch.compile the models' forward passes in every stage
     seed: int = 0
     progress: bool = True
 
@@ -127,7 +130,7 @@ class PipelineConfig:
             epochs=self.gan_epochs, max_steps=self.gan_max_steps, max_seconds=self.gan_minutes * 60 if self.gan_minutes else None,
             batch_size=self.gan_batch_size, lr_g=self.lr_g, lr_d=self.lr_d, beta1=self.beta1, beta2=self.beta2, d_steps=self.d_steps,
             ema=self.ema, ema_decay=self.ema_decay, diffaugment=self.diffaugment, device=self.device, seed=self.seed,
-            progress=self.progress, flip=flip,
+            progress=self.progress, flip=flip, **self.speed_switches(),
         )
 
     def classifier_trainer_config(self, *, flip: bool, warmup_steps: int) -> ClassifierTrainerConfig:
@@ -136,7 +139,12 @@ class PipelineConfig:
             epochs=self.classifier_epochs, batch_size=self.classifier_batch_size, lr=self.classifier_lr,
             max_steps=self.classifier_max_steps, device=self.device, seed=self.seed, progress=self.progress,
             flip=flip, warmup_steps=warmup_steps, schedule=self.classifier_schedule, label_smoothing=self.classifier_label_smoothing,
+            **self.speed_switches(),
         )
+
+    def speed_switches(self) -> dict[str, Any]:
+        """The trainers' speed switches, the same for every stage."""
+        return {"precision": self.precision, "channels_last": self.channels_last, "compile": self.compile}
 
 
 #: Settings for one flag (``gan-edu pipeline --preset NAME``); flags given beside it win.

@@ -298,3 +298,13 @@ def test_reuse_c_loads_the_same_classifier_and_refuses_a_different_recipe(tmp_pa
     assert main([*base, "--out", str(tmp_path / "c"), "--reuse-c", str(tmp_path / "a"), "--classifier-width", "8"]) == 2
     assert not (tmp_path / "c").exists()  # refused before any work
     assert main([*base, "--out", str(tmp_path / "d"), "--reuse-c", str(tmp_path / "nowhere")]) == 2
+
+
+def test_pipeline_speed_switches_reach_every_trainer():
+    from gan_edu.pipeline import PipelineConfig
+
+    config = PipelineConfig(precision="bf16", channels_last=True, device="cpu")
+    for trainer_config in (config.gan_trainer_config(), config.classifier_trainer_config(flip=False, warmup_steps=1)):
+        assert trainer_config.precision == "bf16" and trainer_config.channels_last and not trainer_config.compile
+    with pytest.raises(GanEduError, match="precision='fp16' on cpu"):
+        PipelineConfig(precision="fp16", device="cpu")
