@@ -46,6 +46,16 @@ class MakesAMarker:
         return (Path.touch, (self.path,))
 
 
+class CallsSystem:
+    """Unpickling this runs ``os.system(command)``: a payload in a module torch blocks outright."""
+
+    def __init__(self, command: str) -> None:
+        self.command = command
+
+    def __reduce__(self):
+        return (os.system, (self.command,))
+
+
 @pytest.fixture(scope="module")
 def ws(tmp_path_factory) -> Path:
     """The workspace every row runs against (a run, an export, data sets, broken copies)."""
@@ -84,6 +94,7 @@ def ws(tmp_path_factory) -> Path:
     broken_run("run-corrupt", lambda d: (d / ckpt).write_bytes(b"\x00garbage" * 512))
     evil = {"format": "gan-edu-checkpoint", "payload": MakesAMarker(ws / "pwned")}
     broken_run("run-malicious", lambda d: torch.save(evil, d / ckpt))
+    broken_run("run-system", lambda d: torch.save({"format": "gan-edu-checkpoint", "payload": CallsSystem(f"touch {ws}/pwned-system")}, d / ckpt))
     broken_run("run-badconfig", lambda d: (d / "config.json").write_text("{ not json"))
     broken_run("run-badweights", lambda d: (d / "generator" / "model.safetensors").write_bytes(b"\x08\x00\x00"))
     wider = new_gan_run("cdcgan", load_dataset("shapes", n=16), config=GANTrainerConfig(batch_size=16, device="cpu", progress=False),
@@ -141,7 +152,9 @@ ROWS = [
     Row("checkpoint-corrupt", ["train", "--resume", "{ws}/run-corrupt"],
         "run-corrupt/checkpoints/last.pt: truncated or corrupt checkpoint", "expected a complete checkpoint"),
     Row("checkpoint-malicious", ["train", "--resume", "{ws}/run-malicious"],
-        "run-malicious/checkpoints/last.pt: refused, it asks to run code", "expected a complete checkpoint"),
+        "run-malicious/checkpoints/last.pt: refused: the file asks to run code (getattr)", "expected a complete checkpoint"),
+    Row("checkpoint-os-system", ["train", "--resume", "{ws}/run-system"],
+        "run-system/checkpoints/last.pt: refused: the file asks to run code (posix.system)", "expected a complete checkpoint"),
     Row("checkpoint-of-another-model", ["train", "--resume", "{ws}/run-other"],
         "weights of another model for DCGANGenerator", "expected ("),
     Row("run-config-corrupt", ["train", "--resume", "{ws}/run-badconfig"],
@@ -204,7 +217,9 @@ ROWS = [
     Row("api-checkpoint-truncated", lambda ws: load_checkpoint(ws / "run-truncated" / "checkpoints" / "last.pt"),
         "truncated or corrupt checkpoint", "expected a complete checkpoint"),
     Row("api-checkpoint-malicious", lambda ws: load_checkpoint(ws / "run-malicious" / "checkpoints" / "last.pt"),
-        "refused, it asks to run code", "expected a complete checkpoint"),
+        "refused: the file asks to run code (", "expected a complete checkpoint"),
+    Row("api-checkpoint-os-system", lambda ws: load_checkpoint(ws / "run-system" / "checkpoints" / "last.pt"),
+        "refused: the file asks to run code (posix.system)", "expected a complete checkpoint"),
     Row("api-resume-another-model", lambda ws: resume_gan_run(ws / "run-other"), "weights of another model", "expected ("),
     Row("api-run-exists", lambda ws: new_gan_run("dcgan", load_dataset("shapes", n=16), config=GANTrainerConfig(batch_size=16, device="cpu"), out_dir=ws / "run"),
         "a run already exists there", "--overwrite"),

@@ -150,7 +150,7 @@ def test_a_malicious_pickle_checkpoint_is_refused_and_runs_nothing(tmp_path, cap
     pickle.loads(check_file.read_bytes())
     assert (tmp_path / "proof").exists()
 
-    with pytest.raises(GanEduError, match="refused"):
+    with pytest.raises(GanEduError, match=r"refused: the file asks to run code \(getattr\)"):  # Path.touch pickles as getattr(Path, "touch")
         load_checkpoint(evil)
     assert not marker.exists()
 
@@ -163,6 +163,56 @@ def test_a_malicious_pickle_checkpoint_is_refused_and_runs_nothing(tmp_path, cap
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "refused" in err[0]
     assert not marker.exists()
+
+
+class CallsSystem:
+    """Unpickling this runs a shell command through ``function`` (``os.system`` or ``posix.system``)."""
+
+    def __init__(self, function, command: str) -> None:
+        self.function, self.command = function, command
+
+    def __reduce__(self):
+        return (self.function, (self.command,))
+
+
+@pytest.mark.parametrize("function", ["os.system", "posix.system"])
+def test_a_payload_in_a_blocked_module_is_refused_naming_the_global(tmp_path, function):
+    """torch blocks whole modules (os, posix...) with its own wording; the refusal must still be
+    one line that names what the file asks to call, and the command never runs."""
+    import importlib
+
+    module, name = function.split(".")
+    marker = tmp_path / "pwned"
+    evil = tmp_path / "evil.pt"
+    torch.save({"format": "gan-edu-checkpoint", "payload": CallsSystem(getattr(importlib.import_module(module), name), f"touch {marker}")}, evil)
+    with pytest.raises(GanEduError) as excinfo:
+        load_checkpoint(evil)
+    message = str(excinfo.value)
+    assert "\n" not in message and "refused: the file asks to run code (posix.system)" in message, message  # os.system pickles as posix.system
+    assert "Weights only load failed" not in message and "truncated" not in message
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize(
+    ("text", "named"),
+    [  # the wordings of torch's restricted unpickler, from torch 2.0 to today
+        ("Weights only load failed. Re-running `torch.load` with `weights_only` set to `False` will likely succeed, but it can result in "
+         "arbitrary code execution.Do it only if you get the file from a trusted source. WeightsUnpickler error: Unsupported class os.system", "os.system"),
+        ("Weights only load failed. This file can still be loaded, to do so you have two options \n\t(1) Re-running ... \n\tWeightsUnpickler error: "
+         "Unsupported global: GLOBAL posix.system was not an allowed global by default. Please use `torch.serialization.add_safe_globals([system])` "
+         "to allowlist this global if you trust this class/function.", "posix.system"),
+        ("Weights only load failed. In PyTorch 2.6, we changed the default value of the `weights_only` argument ...\n\n\n"
+         "Trying to load unsupported GLOBAL posix.system whose module posix is blocked.\n\nCheck the documentation of torch.load", "posix.system"),
+        ("Weights only load failed. ... WeightsUnpickler error: Trying to call reduce for unrecognized function <built-in function system>", "<built-in function system>"),
+        ("Weights only load failed. ... WeightsUnpickler error: Unsupported operand 149", None),
+        ("Weights only load failed. ... WeightsUnpickler error: Unpickler found unexpected EOF", None),
+    ],
+    ids=["torch-2.0-2.3", "torch-2.4-2.5", "torch-2.6-blocked-module", "reduce", "corrupt-operand", "truncated"],
+)
+def test_the_refused_global_is_read_from_every_wording_of_torch(text, named):
+    from gan_edu.training.checkpoint import unpickler_global
+
+    assert unpickler_global(text) == named
 
 
 @pytest.mark.parametrize(
