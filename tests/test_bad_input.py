@@ -229,6 +229,10 @@ ROWS = [
     Row("api-onnx-not-gan-edu", lambda ws: OnnxGenerator(ws / "plain.onnx"), "not a gan-edu generator", "expected a file written by gan-edu export"),
     Row("api-sample-n-zero", lambda ws: OnnxGenerator(ws / "g.onnx").sample(0), "n=0", "expected a positive int"),
     Row("api-sample-labels-out-of-range", lambda ws: OnnxGenerator(ws / "g.onnx").sample(2, [0, 99]), "labels in [0, 99]", "expected labels in [0, 9]"),
+    Row("api-generate-nan-noise", lambda ws: OnnxGenerator(ws / "g.onnx").generate(np.full((2, 100), np.nan, np.float32)),
+        "z: 2 of 2 rows hold NaN or inf (first: row 0)", "expected finite noise"),
+    Row("api-generate-inf-noise", lambda ws: OnnxGenerator(ws / "g.onnx").generate(np.concatenate([np.zeros((3, 100)), np.full((1, 100), np.inf)])),
+        "z: 1 of 4 rows hold NaN or inf (first: row 3)", "expected finite noise"),
     Row("api-export-opset", lambda ws: export_generator(ws / "run", ws / "new.onnx", opset=99), "opset=99", "expected None or an int in [13, 20]"),
     Row("api-trainer-batch-zero", lambda ws: GANTrainerConfig(batch_size=0), "batch_size=0", "expected a positive int"),
 ]
