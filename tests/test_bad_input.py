@@ -11,6 +11,7 @@ gan_edu`` processes to show what a user sees.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -97,6 +98,18 @@ def ws(tmp_path_factory) -> Path:
     broken_run("run-system", lambda d: torch.save({"format": "gan-edu-checkpoint", "payload": CallsSystem(f"touch {ws}/pwned-system")}, d / ckpt))
     broken_run("run-badconfig", lambda d: (d / "config.json").write_text("{ not json"))
     broken_run("run-badweights", lambda d: (d / "generator" / "model.safetensors").write_bytes(b"\x08\x00\x00"))
+    def edit_json(path: Path, **changes) -> None:
+        cfg = json.loads(path.read_text())
+        target = cfg["config"] if "config" in cfg else cfg["generator"]["config"]  # a model's config.json, or a run's
+        target.update(changes)
+        path.write_text(json.dumps(cfg))
+
+    huge = {"g_channels": 1_000_000_000}
+    beyond_memory = {"image_shape": [3, 4096, 4096], "g_channels": 16384}  # each size in range; 3 PB of weights in all
+    broken_run("run-huge-width", lambda d: edit_json(d / "generator" / "config.json", **huge))
+    broken_run("run-huge-width-config", lambda d: edit_json(d / "config.json", **huge))
+    broken_run("run-beyond-memory", lambda d: edit_json(d / "generator" / "config.json", **beyond_memory))
+    broken_run("run-beyond-memory-config", lambda d: edit_json(d / "config.json", **beyond_memory))
     wider = new_gan_run("cdcgan", load_dataset("shapes", n=16), config=GANTrainerConfig(batch_size=16, device="cpu", progress=False),
                         g_channels=8, d_channels=8)
     broken_run("run-other", lambda d: wider.save_checkpoint(d / ckpt))  # a checkpoint of a wider model
@@ -169,6 +182,16 @@ ROWS = [
     Row("out-is-a-file", ["train", "--out", "{ws}/file", *TINY], "--out {ws}/file: exists and is not a folder", "expected a new or empty folder"),
     Row("out-under-a-file", ["train", "--out", "{ws}/file/run", *TINY],
         "--out {ws}/file/run: cannot write there, {ws}/file is a file", "expected a path inside a folder"),
+    Row("export-config-huge-width", ["export", "{ws}/run-huge-width", "-o", "{ws}/new.onnx"],
+        "run-huge-width/generator/config.json: g_channels=1000000000", "expected a positive int of at most 16384"),
+    Row("resume-config-huge-width", ["train", "--resume", "{ws}/run-huge-width-config"],
+        "run-huge-width-config/config.json: g_channels=1000000000", "expected a positive int of at most 16384"),
+    Row("export-config-beyond-memory", ["export", "{ws}/run-beyond-memory", "-o", "{ws}/new.onnx"],
+        "run-beyond-memory/generator/config.json: DCGANGenerator with image_shape=(3, 4096, 4096)", "of weights, more than this machine's"),
+    Row("resume-config-beyond-memory", ["train", "--resume", "{ws}/run-beyond-memory-config"],
+        "run-beyond-memory-config/config.json: DCGANGenerator with image_shape=(3, 4096, 4096)", "expected a smaller model"),
+    Row("train-width-too-large", ["train", "--out", "{ws}/new", *TINY, "--g-channels", "100000"], "g_channels=100000", "expected a positive int of at most 16384"),
+    Row("train-latent-too-large", ["train", "--out", "{ws}/new", *TINY, "--latent-dim", "100000000"], "latent_dim=100000000", "expected a positive int of at most 65536"),
     Row("generator-weights-corrupt", ["export", "{ws}/run-badweights", "-o", "{ws}/new.onnx"],
         "run-badweights/generator/model.safetensors: corrupt or truncated weights file", "("),
     # -- export ---------------------------------------------------------------------------------
@@ -224,6 +247,11 @@ ROWS = [
     Row("api-run-exists", lambda ws: new_gan_run("dcgan", load_dataset("shapes", n=16), config=GANTrainerConfig(batch_size=16, device="cpu"), out_dir=ws / "run"),
         "a run already exists there", "--overwrite"),
     Row("api-image-size", lambda ws: build_gan("dcgan", image_shape=(3, 20, 20)), "image size 20", "expected a side of the form"),
+    Row("api-image-side-too-large", lambda ws: build_gan("dcgan", image_shape=(3, 65536, 65536)), "image_shape=(3, 65536, 65536)", "expected sides of at most 4096"),
+    Row("api-classes-too-many", lambda ws: build_gan("cdcgan", num_classes=10**9), "num_classes=1000000000", "expected None (unconditional) or an int in [2, 100000]"),
+    Row("api-beyond-memory", lambda ws: build_gan("dcgan", image_shape=(3, 4096, 4096), g_channels=16384), "g_channels=16384", "expected a smaller model"),
+    Row("api-from-pretrained-huge-width", lambda ws: Generator.from_pretrained(ws / "run-huge-width" / "generator"),
+        "generator/config.json: g_channels=1000000000", "expected a positive int of at most 16384"),
     Row("api-weights-corrupt", lambda ws: Generator.from_pretrained(ws / "run-badweights" / "generator"),
         "model.safetensors: corrupt or truncated weights file", "("),
     Row("api-onnx-not-gan-edu", lambda ws: OnnxGenerator(ws / "plain.onnx"), "not a gan-edu generator", "expected a file written by gan-edu export"),

@@ -128,6 +128,8 @@ def resume_gan_run(run_dir: str | Path, **overrides: Any) -> tuple[GANTrainer, I
         data_name = cfg["data"]["name"]
     except (KeyError, TypeError) as e:
         raise GanEduError(f"{run_dir / CONFIG_NAME}: not a GAN run config (missing {e}); expected the config.json gan-edu train wrote") from None
+    except GanEduError as e:  # a size out of range or beyond this machine's memory: refused before anything was built
+        raise GanEduError(f"{run_dir / CONFIG_NAME}: {e}") from None
     dataset = load_dataset(data_name, split, **data_options)
     if classes is not None:
         dataset = dataset.subset(classes)
