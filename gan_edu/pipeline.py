@@ -18,7 +18,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import platform
-import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -43,6 +42,7 @@ from .metrics import (
 )
 from .models import MODELS
 from .models.classifier import build_classifier
+from .outputs import EXPERIMENT_FILES, replace_folder
 from .plots import plot_confusions, plot_per_class_accuracy, save_grid
 from .synthetic import sample_pool, save_pool
 from .training.bank import train_bank
@@ -122,7 +122,7 @@ def prepare_experiment_dir(out_dir: str | Path, *, overwrite: bool) -> Path:
         check(out.is_dir(), f"--out {out}: exists and is not a folder; expected a new or empty folder")
         check((out / "report.json").exists() or (out / "gan").is_dir(), f"--out {out}: folder exists and is not a gan-edu experiment; expected a new or empty folder")
         check(overwrite, f"--out {out}: an experiment already exists there; use --overwrite to replace it")
-        shutil.rmtree(out)
+        replace_folder(out, EXPERIMENT_FILES, "experiment")  # refuses when a file there is not gan-edu's
     out.mkdir(parents=True, exist_ok=True)
     return out
 

@@ -110,6 +110,15 @@ def ws(tmp_path_factory) -> Path:
     broken_run("run-huge-width-config", lambda d: edit_json(d / "config.json", **huge))
     broken_run("run-beyond-memory", lambda d: edit_json(d / "generator" / "config.json", **beyond_memory))
     broken_run("run-beyond-memory-config", lambda d: edit_json(d / "config.json", **beyond_memory))
+    broken_run("run-with-notes", lambda d: (d / "notes.txt").write_text("the user's own notes"))
+    (ws / "bank-with-notes" / "class_00_circle").mkdir(parents=True)
+    (ws / "bank-with-notes" / "bank.json").write_text("{}")
+    (ws / "bank-with-notes" / "class_00_circle" / "history.jsonl").write_text("")
+    (ws / "bank-with-notes" / "class_00_circle" / "notes.txt").write_text("the user's own notes")
+    (ws / "experiment-with-notes" / "gan").mkdir(parents=True)
+    (ws / "experiment-with-notes" / "report.json").write_text("{}")
+    (ws / "experiment-with-notes" / "plots").mkdir()
+    (ws / "experiment-with-notes" / "plots" / "mine.png").write_bytes(b"a picture of the user's")
     wider = new_gan_run("cdcgan", load_dataset("shapes", n=16), config=GANTrainerConfig(batch_size=16, device="cpu", progress=False),
                         g_channels=8, d_channels=8)
     broken_run("run-other", lambda d: wider.save_checkpoint(d / ckpt))  # a checkpoint of a wider model
@@ -177,6 +186,12 @@ ROWS = [
         "--out {ws}/run: a run already exists there", "use --resume {ws}/run to continue it or --overwrite"),
     Row("overwrite-but-cannot-start", ["train", "--out", "{ws}/run", "--overwrite", "--image-size", "20", *TINY],
         "image size 20", "expected a side of the form"),  # the old run must survive a new one that cannot start
+    Row("overwrite-run-with-a-foreign-file", ["train", "--out", "{ws}/run-with-notes", "--overwrite", *TINY],
+        "--out {ws}/run-with-notes: --overwrite would delete notes.txt, which gan-edu did not write", "expected a run folder holding only gan-edu's files"),
+    Row("overwrite-bank-with-a-foreign-file", ["train", "--per-class", "--out", "{ws}/bank-with-notes", "--overwrite", *TINY, "--batch-size", "4"],
+        "--out {ws}/bank-with-notes: --overwrite would delete class_00_circle/notes.txt", "expected a bank folder holding only gan-edu's files"),
+    Row("overwrite-experiment-with-a-foreign-file", ["pipeline", "--out", "{ws}/experiment-with-notes", "--overwrite", "--num-images", "64", "--no-progress"],
+        "--out {ws}/experiment-with-notes: --overwrite would delete plots/mine.png", "expected an experiment folder holding only gan-edu's files"),
     Row("quickstart-run-exists", ["quickstart", "--out", "{ws}/run", "--max-steps", "1", "--no-progress"],
         "--out {ws}/run: the folder exists and is not empty", "expected a new folder"),
     Row("out-is-a-file", ["train", "--out", "{ws}/file", *TINY], "--out {ws}/file: exists and is not a folder", "expected a new or empty folder"),
@@ -246,6 +261,9 @@ ROWS = [
     Row("api-resume-another-model", lambda ws: resume_gan_run(ws / "run-other"), "weights of another model", "expected ("),
     Row("api-run-exists", lambda ws: new_gan_run("dcgan", load_dataset("shapes", n=16), config=GANTrainerConfig(batch_size=16, device="cpu"), out_dir=ws / "run"),
         "a run already exists there", "--overwrite"),
+    Row("api-overwrite-run-with-a-foreign-file",
+        lambda ws: new_gan_run("cdcgan", load_dataset("shapes", n=16), config=GANTrainerConfig(batch_size=16, device="cpu"), out_dir=ws / "run-with-notes", overwrite=True),
+        "--overwrite would delete notes.txt", "expected a run folder holding only gan-edu's files"),
     Row("api-image-size", lambda ws: build_gan("dcgan", image_shape=(3, 20, 20)), "image size 20", "expected a side of the form"),
     Row("api-image-side-too-large", lambda ws: build_gan("dcgan", image_shape=(3, 65536, 65536)), "image_shape=(3, 65536, 65536)", "expected sides of at most 4096"),
     Row("api-classes-too-many", lambda ws: build_gan("cdcgan", num_classes=10**9), "num_classes=1000000000", "expected None (unconditional) or an int in [2, 100000]"),

@@ -360,3 +360,26 @@ def test_every_torch_load_is_weights_only_and_nothing_unpickles():
         assert "allow_pickle=True" not in source, f"{path}: numpy's allow_pickle=True unpickles"
         assert "eval(" not in source.replace(".eval(", "") and "exec(" not in source, f"{path}: eval/exec"
     assert loads >= 1  # the checkpoint loader is found by this scan
+
+
+# -- --overwrite removes only what gan-edu wrote ----------------------------------------------------
+def test_overwrite_replaces_a_run_of_gan_edu_files_and_refuses_one_holding_a_users_file(tmp_path, capsys):
+    """Every kind of file a run holds (pictures, checkpoints, a killed write's temporary) counts
+    as gan-edu's, so --overwrite replaces the run; one file of the user's and nothing is removed."""
+    from gan_edu.outputs import RUN_FILES, foreign_files
+
+    run = tmp_path / "run"
+    assert main(["train", "--out", str(run), "--max-steps", "2", "--checkpoint-every", "1", *TINY]) == 0
+    (run / "checkpoints" / ".last.pt.k2j4_x9a.tmp").write_bytes(b"half a checkpoint")  # what a kill -9 leaves
+    assert foreign_files(run, RUN_FILES) == []
+    (run / "samples" / "favourite.png").write_bytes(b"a picture the user kept")
+    before = sorted(p.relative_to(run) for p in run.rglob("*"))
+    capsys.readouterr()
+    assert main(["train", "--out", str(run), "--overwrite", "--max-steps", "1", *TINY]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--overwrite would delete samples/favourite.png, which gan-edu did not write" in err[0], err
+    assert sorted(p.relative_to(run) for p in run.rglob("*")) == before  # nothing removed
+    (run / "samples" / "favourite.png").unlink()
+    assert main(["train", "--out", str(run), "--overwrite", "--max-steps", "1", *TINY]) == 0
+    assert [r["step"] for r in read_history(run / "history.jsonl")] == [1]  # a new run, not the old one continued
+    assert not (run / "checkpoints" / ".last.pt.k2j4_x9a.tmp").exists()

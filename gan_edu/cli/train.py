@@ -11,7 +11,7 @@ from ..data.datasets import DATASETS, load_dataset
 from ..losses import LOSSES, get_loss
 from ..models import MODELS
 from ..training import distributed
-from ..training.bank import is_bank_dir, resume_bank, train_bank
+from ..training.bank import is_bank_dir, prepare_bank_dir, resume_bank, train_bank
 from ..training.distributed import World
 from ..training.gan_trainer import GANTrainerConfig
 from ..training.runs import new_gan_run, resume_gan_run
@@ -158,6 +158,7 @@ def train(args: argparse.Namespace) -> int:
         loss_words = f"the {args.loss} loss" + (f" and R1 (gamma {args.r1:g})" if args.r1 is not None else "")
         if args.per_class:
             out = args.out or Path("runs") / f"{args.dataset}-{args.model}-per-class"
+            prepare_bank_dir(out, overwrite=args.overwrite, dry_run=True)  # refuse a bad --out before announcing anything
             say(f"training one {args.model} per class of {args.dataset} ({dataset.num_classes} classes) with {loss_words} into {out}", file=sys.stderr)
             bank = train_bank(args.model, dataset, loss=loss, config=config, out_dir=out, overwrite=args.overwrite, log=log, **model_config)
             return finish_bank(out, bank)
