@@ -31,7 +31,8 @@ from .data.images import ImageDataset
 from .errors import check
 from .export import export_generator
 from .export.runtime import OnnxGenerator
-from .io import atomic_open, atomic_write_json
+from .io import atomic_open, atomic_write_json, check_writable
+from .losses import get_loss
 from .metrics import (
     accuracy,
     class_histogram,
@@ -40,8 +41,8 @@ from .metrics import (
     frechet_distance,
     per_class_accuracy,
 )
-from .models import MODELS
-from .models.classifier import build_classifier
+from .models import MODELS, build_gan
+from .models.classifier import CLASSIFIERS, build_classifier
 from .outputs import EXPERIMENT_FILES, replace_folder
 from .plots import plot_confusions, plot_per_class_accuracy, save_grid
 from .synthetic import sample_pool, save_pool
@@ -97,6 +98,49 @@ class PipelineConfig:
         )
         check(self.eval_split in ("test", "validation"), f"eval_split={self.eval_split!r}: expected 'test' or 'validation'")
         check(self.synthetic_images is None or self.synthetic_images > 0, f"synthetic_images={self.synthetic_images!r}: expected a positive int")
+        # Everything below is checked here, before any data is loaded or folder made: a bad option
+        # must never cost a GAN's training or leave half an experiment behind.
+        get_loss(self.loss)
+        check(self.classifier in CLASSIFIERS, f"classifier {self.classifier!r}: expected one of {', '.join(CLASSIFIERS)}")
+        shape = self.image_shape
+        build_gan(self.model, image_shape=shape, num_classes=None if self.per_class else 10, **self.model_options())
+        build_classifier(self.classifier, image_shape=shape, num_classes=10, width=self.classifier_width)
+        self.gan_trainer_config()
+        self.classifier_trainer_config(self.classifier_batch_size)
+        check(
+            self.synthetic_images is None or self.synthetic_images >= self.classifier_batch_size,
+            f"synthetic_images={self.synthetic_images}: fewer than classifier_batch_size={self.classifier_batch_size}; "
+            f"expected at least one batch of synthetic images for c' (--synthetic-images >= {self.classifier_batch_size})",
+        )
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """``(C, H, W)`` of the data set's images, known without loading it."""
+        if self.dataset == "shapes":
+            return (self.channels or 3, 32, 32)
+        return (1, 28, 28) if self.dataset in ("mnist", "fashion-mnist") else (3, 32, 32)
+
+    @property
+    def use_flip(self) -> bool:
+        return self.flip if self.flip is not None else self.dataset == "cifar10"
+
+    def model_options(self) -> dict[str, Any]:
+        return {k: v for k, v in (("g_channels", self.g_channels), ("d_channels", self.d_channels)) if v is not None}
+
+    def gan_trainer_config(self) -> GANTrainerConfig:
+        return GANTrainerConfig(
+            epochs=self.gan_epochs, max_steps=self.gan_max_steps, max_seconds=self.gan_minutes * 60 if self.gan_minutes else None,
+            batch_size=self.gan_batch_size, lr_g=self.lr_g, lr_d=self.lr_d, device=self.device, seed=self.seed,
+            progress=self.progress, flip=self.use_flip,
+        )
+
+    def classifier_trainer_config(self, n: int) -> ClassifierTrainerConfig:
+        """The recipe of c and c', trained on ``n`` images."""
+        return ClassifierTrainerConfig(
+            epochs=self.classifier_epochs, batch_size=self.classifier_batch_size, lr=self.classifier_lr,
+            max_steps=self.classifier_max_steps, device=self.device, seed=self.seed, progress=self.progress,
+            flip=self.use_flip, warmup_steps=min(100, max(1, n // self.classifier_batch_size)),
+        )
 
 
 def split_off(dataset: ImageDataset, n: int, *, seed: int) -> tuple[ImageDataset, ImageDataset]:
@@ -111,25 +155,45 @@ def split_off(dataset: ImageDataset, n: int, *, seed: int) -> tuple[ImageDataset
     return part(rest, "train-minus-validation"), part(held, "validation")
 
 
-def prepare_experiment_dir(out_dir: str | Path, *, overwrite: bool) -> Path:
+def prepare_experiment_dir(out_dir: str | Path, *, overwrite: bool, dry_run: bool = False) -> Path:
     """A new or empty folder, or (with ``overwrite``) an old experiment's folder, emptied.
 
     An experiment is never mixed with the remains of another (a classifier's history would
-    continue the old one's), and a folder that is not an experiment is never emptied.
+    continue the old one's), and a folder that is not an experiment is never emptied. With
+    ``dry_run``, only check: remove and create nothing.
     """
     out = Path(out_dir)
-    if out.exists() and any(out.iterdir()):
+    if out.exists():
         check(out.is_dir(), f"--out {out}: exists and is not a folder; expected a new or empty folder")
+    check_writable(out, "--out", folder=True)
+    if out.exists() and any(out.iterdir()):
         check((out / "report.json").exists() or (out / "gan").is_dir(), f"--out {out}: folder exists and is not a gan-edu experiment; expected a new or empty folder")
         check(overwrite, f"--out {out}: an experiment already exists there; use --overwrite to replace it")
-        replace_folder(out, EXPERIMENT_FILES, "experiment")  # refuses when a file there is not gan-edu's
-    out.mkdir(parents=True, exist_ok=True)
+        replace_folder(out, EXPERIMENT_FILES, "experiment", dry_run=dry_run)  # refuses when a file there is not gan-edu's
+    if not dry_run:
+        out.mkdir(parents=True, exist_ok=True)
     return out
+
+
+def check_sizes(config: PipelineConfig, train: ImageDataset) -> None:
+    """The options that depend on the training data's size: every batch must find its images."""
+    n = len(train)
+    if config.per_class:
+        for k, (name, count) in enumerate(zip(train.class_names, train.class_counts())):
+            check(count >= config.gan_batch_size, f"gan_batch_size={config.gan_batch_size}: class {k} ({name}) has only {count} training images; "
+                  f"expected a batch size of at most {count} for a per-class GAN")
+    else:
+        check(n >= config.gan_batch_size, f"gan_batch_size={config.gan_batch_size}: the training data has only {n} images; expected a batch size of at most {n}")
+    check(n >= config.classifier_batch_size, f"classifier_batch_size={config.classifier_batch_size}: the training data has only {n} images; "
+          f"expected a batch size of at most {n}")
+    n_synthetic = config.synthetic_images or n
+    check(n_synthetic >= config.classifier_batch_size, f"synthetic_images={n_synthetic}: fewer than classifier_batch_size={config.classifier_batch_size}; "
+          f"expected at least one batch of synthetic images for c'")
 
 
 def run_pipeline(config: PipelineConfig, out_dir: str | Path, *, overwrite: bool = False, log: Any = print) -> dict[str, Any]:
     """Run the whole experiment into ``out_dir``; returns the report (also in ``report.json``)."""
-    out = prepare_experiment_dir(out_dir, overwrite=overwrite)
+    prepare_experiment_dir(out_dir, overwrite=overwrite, dry_run=True)  # refuse a bad --out before any work
     timings: dict[str, float] = {}
     t_all = time.perf_counter()
     torch.manual_seed(config.seed)
@@ -147,18 +211,16 @@ def run_pipeline(config: PipelineConfig, out_dir: str | Path, *, overwrite: bool
         train, evaluation = split_off(train, config.validation_images, seed=config.seed)
     else:
         evaluation = load_dataset(config.dataset, "test", **{k: v for k, v in options.items() if k != "n"})
-    flip = config.flip if config.flip is not None else config.dataset == "cifar10"
+    flip = config.use_flip
     timings["data_s"] = time.perf_counter() - t
+    check_sizes(config, train)  # what depends on the data's size, still before any folder is made
+    out = prepare_experiment_dir(out_dir, overwrite=overwrite)
     log(f"data: {config.dataset}, {len(train)} training images, {len(evaluation)} {config.eval_split} images, {train.num_classes} classes")
 
     # -- 1. the GAN ---------------------------------------------------------------------------
     t = time.perf_counter()
-    gan_config = GANTrainerConfig(
-        epochs=config.gan_epochs, max_steps=config.gan_max_steps, max_seconds=config.gan_minutes * 60 if config.gan_minutes else None,
-        batch_size=config.gan_batch_size, lr_g=config.lr_g, lr_d=config.lr_d, device=config.device, seed=config.seed,
-        progress=config.progress, flip=flip,
-    )
-    model_config = {k: v for k, v in (("g_channels", config.g_channels), ("d_channels", config.d_channels)) if v is not None}
+    gan_config = config.gan_trainer_config()
+    model_config = config.model_options()
     gan_dir = out / "gan"
     if config.per_class:
         train_bank(config.model, train, loss=config.loss, config=gan_config, out_dir=gan_dir, overwrite=True, log=log, **model_config)
@@ -192,11 +254,7 @@ def run_pipeline(config: PipelineConfig, out_dir: str | Path, *, overwrite: bool
         t0 = time.perf_counter()
         torch.manual_seed(config.seed)
         clf = build_classifier(config.classifier, image_shape=train.image_shape, num_classes=train.num_classes, width=config.classifier_width)
-        cfg = ClassifierTrainerConfig(
-            epochs=config.classifier_epochs, batch_size=config.classifier_batch_size, lr=config.classifier_lr,
-            max_steps=config.classifier_max_steps, device=config.device, seed=config.seed, progress=config.progress,
-            flip=flip, warmup_steps=min(100, max(1, len(data) // config.classifier_batch_size)),
-        )
+        cfg = config.classifier_trainer_config(len(data))
         ClassifierTrainer(clf, cfg, out_dir=out / name).fit(data)
         clf.save_pretrained(out / name / "classifier")
         return clf, time.perf_counter() - t0
