@@ -217,6 +217,11 @@ def run_pipeline(config: PipelineConfig, out_dir: str | Path, *, overwrite: bool
     out = prepare_experiment_dir(out_dir, overwrite=overwrite)
     log(f"data: {config.dataset}, {len(train)} training images, {len(evaluation)} {config.eval_split} images, {train.num_classes} classes")
 
+    ran: dict[str, dict[str, float]] = {}  # what each training really did: a step or time budget may stop it before its epochs
+
+    def did(trainer: Any, n: int, batch_size: int) -> dict[str, float]:
+        return {"steps": trainer.step, "epochs": round(trainer.step / max(1, n // batch_size), 2)}
+
     # -- 1. the GAN ---------------------------------------------------------------------------
     t = time.perf_counter()
     gan_config = config.gan_trainer_config()
@@ -229,6 +234,7 @@ def run_pipeline(config: PipelineConfig, out_dir: str | Path, *, overwrite: bool
         trainer = new_gan_run(config.model, train, loss=config.loss, config=gan_config, out_dir=gan_dir, overwrite=True, **model_config)
         trainer.fit(train)
         gan_steps = trainer.step
+        ran["gan"] = did(trainer, len(train), config.gan_batch_size)
     timings["gan_s"] = time.perf_counter() - t
     log(f"GAN trained in {timings['gan_s']:.0f} s")
 
@@ -255,7 +261,9 @@ def run_pipeline(config: PipelineConfig, out_dir: str | Path, *, overwrite: bool
         torch.manual_seed(config.seed)
         clf = build_classifier(config.classifier, image_shape=train.image_shape, num_classes=train.num_classes, width=config.classifier_width)
         cfg = config.classifier_trainer_config(len(data))
-        ClassifierTrainer(clf, cfg, out_dir=out / name).fit(data)
+        trainer = ClassifierTrainer(clf, cfg, out_dir=out / name)
+        trainer.fit(data)
+        ran[name] = did(trainer, len(data), config.classifier_batch_size)
         clf.save_pretrained(out / name / "classifier")
         return clf, time.perf_counter() - t0
 
@@ -294,6 +302,7 @@ def run_pipeline(config: PipelineConfig, out_dir: str | Path, *, overwrite: bool
         "eval_split": config.eval_split,
         "sizes": {"train": len(train), "evaluation": len(evaluation), "synthetic": len(pool), "frechet_images": n_fd},
         "gan_steps": gan_steps,
+        "ran": ran,
         "settings": dataclasses.asdict(config),
         "hardware": {"device": str(c.device), "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
                      "cpu": platform.processor() or platform.machine(), "torch_threads": torch.get_num_threads()},
@@ -312,6 +321,15 @@ def run_pipeline(config: PipelineConfig, out_dir: str | Path, *, overwrite: bool
     return report
 
 
+def _ran(report: dict[str, Any], name: str) -> str:
+    """`` (trained 120 steps, 2.4 epochs)``: what a training really ran, as the report recorded it."""
+    done = report.get("ran", {}).get(name)
+    if not done:
+        return ""
+    steps, epochs = done["steps"], done["epochs"]
+    return f" (trained {steps} step{'s' * (steps != 1)}, {epochs:g} epoch{'s' * (epochs != 1)})"
+
+
 def report_markdown(report: dict[str, Any]) -> str:
     """The report as a page a person reads."""
     s = report["settings"]
@@ -319,8 +337,8 @@ def report_markdown(report: dict[str, Any]) -> str:
     lines = [
         f"# c vs c' on {s['dataset']}",
         "",
-        f"Generator: `{s['model']}`{' per class' if s['per_class'] else ''}, {s['loss']} loss; classifier `{s['classifier']}` "
-        f"(width {s['classifier_width']}, {s['classifier_epochs']} epochs) for both c and c'. Evaluated on the real **{split}** split "
+        f"Generator: `{s['model']}`{' per class' if s['per_class'] else ''}, {s['loss']} loss{_ran(report, 'gan')}; classifier `{s['classifier']}` "
+        f"(width {s['classifier_width']}) for both c{_ran(report, 'c')} and c'{_ran(report, 'c_prime')}. Evaluated on the real **{split}** split "
         f"({report['sizes']['evaluation']} images).",
         "",
         "| measure | value |",

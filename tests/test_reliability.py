@@ -383,3 +383,42 @@ def test_overwrite_replaces_a_run_of_gan_edu_files_and_refuses_one_holding_a_use
     assert main(["train", "--out", str(run), "--overwrite", "--max-steps", "1", *TINY]) == 0
     assert [r["step"] for r in read_history(run / "history.jsonl")] == [1]  # a new run, not the old one continued
     assert not (run / "checkpoints" / ".last.pt.k2j4_x9a.tmp").exists()
+
+
+# -- honest reports -------------------------------------------------------------------------------
+def test_a_sigterm_in_a_classifier_run_does_not_offer_a_gan_command(tmp_path):
+    """The pipeline's classifiers stop cleanly on SIGTERM like any run, but no command resumes a
+    classifier run: the message says so instead of offering ``gan-edu train --resume``."""
+    from gan_edu.models.classifier import build_classifier
+    from gan_edu.training import TrainingInterrupted
+    from gan_edu.training.classifier_trainer import ClassifierTrainer, ClassifierTrainerConfig
+
+    class TermAtFirstLog(Callback):
+        def on_log(self, trainer, record):
+            os.kill(os.getpid(), signal.SIGTERM)  # caught by the trainer: it finishes the step and stops
+
+    data = load_dataset("shapes", n=32, seed=3)
+    clf = build_classifier("ref000", image_shape=data.image_shape, num_classes=data.num_classes, width=4)
+    config = ClassifierTrainerConfig(epochs=3, batch_size=16, log_every=1, progress=False, device="cpu")
+    trainer = ClassifierTrainer(clf, config, out_dir=tmp_path / "c", callbacks=[TermAtFirstLog()])
+    with pytest.raises(TrainingInterrupted) as excinfo:
+        trainer.fit(data)
+    message = str(excinfo.value)
+    assert "SIGTERM received: stopped after step 1" in message and "gan-edu train --resume" not in message, message
+    assert "a classifier run has no resume command" in message and "gan-edu pipeline command again" in message
+    assert load_checkpoint(tmp_path / "c" / "checkpoints" / "last.pt")["step"] == 1
+
+
+def test_the_loss_plot_of_a_run_shorter_than_log_every_shows_its_losses(tmp_path):
+    """Two steps with log_every 25 make one log record; a line through one point draws nothing,
+    so the plot was empty but for its legend. Each loss must now show as a marker."""
+    import numpy as np
+    from PIL import Image
+
+    run = tmp_path / "run"
+    assert main(["train", "--out", str(run), "--max-steps", "2", *[a for a in TINY if a not in ("--log-every", "1")]]) == 0
+    assert len([r for r in read_history(run / "history.jsonl") if r["kind"] == "step"]) == 1
+    pixels = np.asarray(Image.open(run / "losses.png").convert("RGB")).astype(int)
+    for colour in ((31, 119, 180), (255, 127, 14)):  # matplotlib's first two colours: d_loss, g_loss
+        drawn = int((np.abs(pixels - colour).sum(-1) < 60).sum())
+        assert drawn > 80, drawn  # the legend's line sample alone is about 58 pixels

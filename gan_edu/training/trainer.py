@@ -312,14 +312,15 @@ class Trainer(ABC):
         if self._stop_signal is not None:
             name = signal.Signals(self._stop_signal).name
             where = f" in {self.out_dir}" if self.out_dir is not None else ""
-            raise TrainingInterrupted(
-                f"{name} received: stopped after step {self.step}, checkpoint written{where}; "
-                f"resume with: gan-edu train --resume {self.out_dir or 'RUN_DIR'}"
-            )
+            raise TrainingInterrupted(f"{name} received: stopped after step {self.step}, checkpoint written{where}; {self.resume_hint()}")
         for cb in self.rank_callbacks:
             cb.on_fit_end(self)
         distributed.barrier(self.world)  # every rank returns once rank 0 has written its files
         return self.history
+
+    def resume_hint(self) -> str:
+        """What an interrupted run tells the user to do next (a trainer with no resume command says so)."""
+        return f"resume with: gan-edu train --resume {self.out_dir or 'RUN_DIR'}"
 
     def _done(self) -> bool:
         cfg = self.config
