@@ -87,6 +87,7 @@ class PipelineConfig:
     device: str = "auto"
     seed: int = 0
     progress: bool = True
+    tensorboard: bool = False  # TensorBoard logs of the GAN stage in OUT/gan/tensorboard (needs the tensorboard package)
 
     def __post_init__(self) -> None:
         check(self.dataset in PIPELINE_DATASETS, f"dataset {self.dataset!r}: the pipeline takes one of {', '.join(PIPELINE_DATASETS)}")
@@ -131,7 +132,7 @@ class PipelineConfig:
         return GANTrainerConfig(
             epochs=self.gan_epochs, max_steps=self.gan_max_steps, max_seconds=self.gan_minutes * 60 if self.gan_minutes else None,
             batch_size=self.gan_batch_size, lr_g=self.lr_g, lr_d=self.lr_d, device=self.device, seed=self.seed,
-            progress=self.progress, flip=self.use_flip,
+            progress=self.progress, flip=self.use_flip, tensorboard=self.tensorboard,
         )
 
     def classifier_trainer_config(self, n: int) -> ClassifierTrainerConfig:

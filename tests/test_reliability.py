@@ -369,7 +369,8 @@ def test_overwrite_replaces_a_run_of_gan_edu_files_and_refuses_one_holding_a_use
     from gan_edu.outputs import RUN_FILES, foreign_files
 
     run = tmp_path / "run"
-    assert main(["train", "--out", str(run), "--max-steps", "2", "--checkpoint-every", "1", *TINY]) == 0
+    assert main(["train", "--out", str(run), "--max-steps", "2", "--checkpoint-every", "1", "--tensorboard", *TINY]) == 0
+    assert list((run / "tensorboard").iterdir())
     (run / "checkpoints" / ".last.pt.k2j4_x9a.tmp").write_bytes(b"half a checkpoint")  # what a kill -9 leaves
     assert foreign_files(run, RUN_FILES) == []
     (run / "samples" / "favourite.png").write_bytes(b"a picture the user kept")

@@ -47,6 +47,7 @@ def register(sub: Any) -> None:
     p.add_argument("--device", default=d.device)
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--tensorboard", action="store_true", help='TensorBoard logs of the GAN stage in OUT/gan/tensorboard (pip install "gan-edu[tensorboard]")')
     p.set_defaults(func=run)
 
 
@@ -58,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
         lr_g=args.lr_g, lr_d=args.lr_d, synthetic_images=args.synthetic_images, classifier=args.classifier,
         classifier_width=args.classifier_width, classifier_epochs=args.classifier_epochs, classifier_max_steps=args.classifier_max_steps,
         classifier_lr=args.classifier_lr, eval_split=args.eval_split, validation_images=args.validation_images,
-        device=args.device, seed=args.seed, progress=not args.no_progress,
+        device=args.device, seed=args.seed, progress=not args.no_progress, tensorboard=args.tensorboard,
     )
     run_pipeline(config, args.out, overwrite=args.overwrite, log=lambda line: print(f"pipeline: {line}", file=sys.stderr))
     print((args.out / "report.md").read_text().split("\n\n| class")[0])
