@@ -212,7 +212,6 @@ def run_pipeline(config: PipelineConfig, out_dir: str | Path, *, overwrite: bool
         train, evaluation = split_off(train, config.validation_images, seed=config.seed)
     else:
         evaluation = load_dataset(config.dataset, "test", **{k: v for k, v in options.items() if k != "n"})
-    flip = config.use_flip
     timings["data_s"] = time.perf_counter() - t
     check_sizes(config, train)  # what depends on the data's size, still before any folder is made
     out = prepare_experiment_dir(out_dir, overwrite=overwrite)

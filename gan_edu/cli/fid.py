@@ -39,7 +39,13 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..export.runtime import OnnxGenerator
-    from ..inception import fid_and_is, generator_batches, inception_features, load_inception, uint8_batches
+    from ..inception import (
+        fid_and_is,
+        generator_batches,
+        inception_features,
+        load_inception,
+        uint8_batches,
+    )
     from ..training.trainer import resolve_device
 
     # every input is checked before the long part: the generator, the output, the weights, the data
