@@ -423,3 +423,82 @@ def test_the_loss_plot_of_a_run_shorter_than_log_every_shows_its_losses(tmp_path
     for colour in ((31, 119, 180), (255, 127, 14)):  # matplotlib's first two colours: d_loss, g_loss
         drawn = int((np.abs(pixels - colour).sum(-1) < 60).sum())
         assert drawn > 80, drawn  # the legend's line sample alone is about 58 pixels
+
+
+# -- kill -9 at chosen moments, then resume: bit for bit the run that never stopped ---------------
+KILL_AT = textwrap.dedent(
+    """
+    import os, signal, sys
+    import gan_edu.training.trainer as tr
+    from gan_edu.training.callbacks import Callback
+    mode, k = sys.argv[1], int(sys.argv[2])
+    if mode == "log":  # SIGKILL right after the k-th step record is logged (before that step's checkpoint)
+        class Kill(Callback):
+            def on_log(self, trainer, record):
+                if record["kind"] == "step" and record["step"] == k:
+                    os.kill(os.getpid(), signal.SIGKILL)
+        init = tr.Trainer.__init__
+        def with_kill(self, *args, **kwargs):
+            init(self, *args, **kwargs)
+            self.callbacks.append(Kill())
+        tr.Trainer.__init__ = with_kill
+    else:  # SIGKILL inside the k-th checkpoint write: its bytes are on disk, the rename has not happened
+        replace, count = os.replace, {"n": 0}
+        def killing_replace(src, dst):
+            if str(dst).endswith("last.pt"):
+                count["n"] += 1
+                if count["n"] == k:
+                    os.kill(os.getpid(), signal.SIGKILL)
+            replace(src, dst)
+        os.replace = killing_replace
+    from gan_edu.cli import main
+    sys.exit(main(sys.argv[3:]))
+    """
+)
+
+
+def test_kill_9_after_the_kth_log_or_during_a_checkpoint_write_then_resume_is_bit_exact(tmp_path):
+    """32 images, batch 16, 3 epochs: 6 steps, a log and a checkpoint after each. Killed right after
+    the 2nd (an epoch's last batch, before the epoch-end record), 3rd (an epoch's first batch) and
+    5th logged step, or inside the 3rd checkpoint write; resumed; every weight, every optimizer
+    state and the history equal those of the run that was never killed. (A kill after the 1st log
+    comes before any checkpoint: there is nothing to resume, the run starts over.)"""
+    args = ["train", "--epochs", "3", "--num-images", "32", "--batch-size", "16", "--g-channels", "4", "--d-channels", "4",
+            "--no-progress", "--log-every", "1", "--checkpoint-every", "1", "--seed", "7", "--device", "cpu"]
+    straight = tmp_path / "straight"
+    assert main([*args, "--out", str(straight)]) == 0
+    want = load_checkpoint(straight / "checkpoints" / "last.pt")
+    want_history = [(r["kind"], r["step"], r["epoch"]) for r in read_history(straight / "history.jsonl")]
+    script = tmp_path / "kill_at.py"
+    script.write_text(KILL_AT)
+    for mode, k in (("log", 2), ("log", 3), ("log", 5), ("write", 3)):
+        run = tmp_path / f"{mode}-{k}"
+        proc = subprocess.run([sys.executable, str(script), mode, str(k), *args, "--out", str(run)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=ENV, timeout=600)
+        assert proc.returncode == -signal.SIGKILL, (mode, k, proc.returncode, proc.stderr[-2000:])
+        killed_at = load_checkpoint(run / "checkpoints" / "last.pt")["step"]
+        assert killed_at == k - 1 if mode == "log" else killed_at == 2, (mode, k, killed_at)  # the work since the last checkpoint is lost
+        assert main(["train", "--resume", str(run), "--no-progress"]) == 0
+        got = load_checkpoint(run / "checkpoints" / "last.pt")
+        assert (got["step"], got["epoch"]) == (want["step"], want["epoch"]) == (6, 3)
+        for part in ("modules", "optimizers"):
+            flat_want, flat_got = _tensors(want[part]), _tensors(got[part])
+            assert flat_want.keys() == flat_got.keys()
+            for key, value in flat_want.items():
+                assert torch.equal(value, flat_got[key]), (mode, k, part, key)
+        assert [(r["kind"], r["step"], r["epoch"]) for r in read_history(run / "history.jsonl")] == want_history, (mode, k)
+        assert not list(run.rglob(".*.tmp"))
+
+
+def _tensors(tree, prefix=""):
+    """Every tensor of a nested dict/list, by its path."""
+    out = {}
+    if isinstance(tree, torch.Tensor):
+        out[prefix] = tree
+    elif isinstance(tree, dict):
+        for k, v in tree.items():
+            out.update(_tensors(v, f"{prefix}/{k}"))
+    elif isinstance(tree, (list, tuple)):
+        for i, v in enumerate(tree):
+            out.update(_tensors(v, f"{prefix}/{i}"))
+    return out
