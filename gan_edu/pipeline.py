@@ -50,6 +50,7 @@ from .training.bank import train_bank
 from .training.classifier_trainer import ClassifierTrainer, ClassifierTrainerConfig, predict
 from .training.gan_trainer import GANTrainerConfig
 from .training.runs import new_gan_run
+from .training.trainer import resolve_device
 
 PIPELINE_DATASETS = ("shapes", "mnist", "fashion-mnist", "cifar10")
 
@@ -88,6 +89,8 @@ class PipelineConfig:
     seed: int = 0
     progress: bool = True
     tensorboard: bool = False  # TensorBoard logs of the GAN stage in OUT/gan/tensorboard (needs the tensorboard package)
+    inception: bool = False  # also Inception FID and IS, synthetic vs real training images (needs torch-fidelity and the weights)
+    inception_weights: str | None = None  # the FID Inception weights file (None: the cached or downloaded one)
 
     def __post_init__(self) -> None:
         check(self.dataset in PIPELINE_DATASETS, f"dataset {self.dataset!r}: the pipeline takes one of {', '.join(PIPELINE_DATASETS)}")
@@ -195,6 +198,11 @@ def check_sizes(config: PipelineConfig, train: ImageDataset) -> None:
 def run_pipeline(config: PipelineConfig, out_dir: str | Path, *, overwrite: bool = False, log: Any = print) -> dict[str, Any]:
     """Run the whole experiment into ``out_dir``; returns the report (also in ``report.json``)."""
     prepare_experiment_dir(out_dir, overwrite=overwrite, dry_run=True)  # refuse a bad --out before any work
+    inception = None
+    if config.inception:  # the package and the weights, before any work (a download happens here, once)
+        from .inception import load_inception
+
+        inception = load_inception(config.inception_weights, download=config.download, device=resolve_device(config.device))
     timings: dict[str, float] = {}
     t_all = time.perf_counter()
     torch.manual_seed(config.seed)
@@ -308,6 +316,14 @@ def run_pipeline(config: PipelineConfig, out_dir: str | Path, *, overwrite: bool
                      "cpu": platform.processor() or platform.machine(), "torch_threads": torch.get_num_threads()},
         "gan_edu_version": __version__,
     }
+    if inception is not None:  # Inception FID and IS, comparable with papers (docs/fid.md)
+        from .inception import fid_and_is, inception_features, uint8_batches
+
+        model, weights = inception
+        n_inception = min(len(train), len(pool), 10_000)
+        scores = fid_and_is(inception_features(model, uint8_batches(train.images[:n_inception], 50)),
+                            inception_features(model, uint8_batches(pool.images[:n_inception], 50)), splits=min(10, n_inception))
+        report["inception"] = {**scores, "images": n_inception, "real": "train", "standard_weights": weights["standard"]}
     timings["evaluation_s"] = time.perf_counter() - t
     timings["total_s"] = time.perf_counter() - t_all
     report["timings"] = {k2: round(v, 2) for k2, v in timings.items()}

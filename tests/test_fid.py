@@ -95,3 +95,25 @@ def test_bad_weights_files_are_one_line(tmp_path):
     garbage.write_bytes(b"\x00garbage" * 64)
     with pytest.raises(GanEduError, match="truncated or corrupt Inception weights file"):
         load_inception(garbage)
+
+
+
+def test_the_pipeline_reports_inception_fid_and_is(weights, tmp_path):
+    from gan_edu.pipeline import PipelineConfig, run_pipeline
+
+    config = PipelineConfig(num_images=40, g_channels=4, d_channels=4, gan_max_steps=1, gan_batch_size=20, synthetic_images=20,
+                            classifier_width=4, classifier_max_steps=1, classifier_batch_size=16, device="cpu", progress=False,
+                            inception=True, inception_weights=str(weights))
+    report = run_pipeline(config, tmp_path / "exp", log=lambda line: None)
+    inception = report["inception"]
+    assert inception["images"] == 20 and inception["standard_weights"] is False
+    assert inception["fid"] > 0 and inception["inception_score"] >= 1.0
+    assert json.loads((tmp_path / "exp" / "report.json").read_text())["inception"] == inception
+
+
+def test_the_pipeline_checks_the_weights_before_any_work(tmp_path):
+    from gan_edu.pipeline import PipelineConfig, run_pipeline
+
+    with pytest.raises(GanEduError, match="no such file; expected --inception-weights PATH"):
+        run_pipeline(PipelineConfig(inception=True, inception_weights=str(tmp_path / "none.pth")), tmp_path / "exp")
+    assert not (tmp_path / "exp").exists()

@@ -47,6 +47,8 @@ def register(sub: Any) -> None:
     p.add_argument("--device", default=d.device)
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--inception", action="store_true", help='also Inception FID and IS (pip install "gan-edu[fid]"; docs/fid.md)')
+    p.add_argument("--inception-weights", metavar="PATH", help="the FID Inception weights file (default: downloaded once)")
     p.add_argument("--tensorboard", action="store_true", help='TensorBoard logs of the GAN stage in OUT/gan/tensorboard (pip install "gan-edu[tensorboard]")')
     p.set_defaults(func=run)
 
@@ -60,6 +62,7 @@ def run(args: argparse.Namespace) -> int:
         classifier_width=args.classifier_width, classifier_epochs=args.classifier_epochs, classifier_max_steps=args.classifier_max_steps,
         classifier_lr=args.classifier_lr, eval_split=args.eval_split, validation_images=args.validation_images,
         device=args.device, seed=args.seed, progress=not args.no_progress, tensorboard=args.tensorboard,
+        inception=args.inception, inception_weights=args.inception_weights,
     )
     run_pipeline(config, args.out, overwrite=args.overwrite, log=lambda line: print(f"pipeline: {line}", file=sys.stderr))
     print((args.out / "report.md").read_text().split("\n\n| class")[0])
