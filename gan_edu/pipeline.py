@@ -18,7 +18,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import platform
-import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -32,7 +31,8 @@ from .data.images import ImageDataset
 from .errors import GanEduError, check
 from .export import export_generator
 from .export.runtime import OnnxGenerator
-from .io import atomic_open, atomic_write_json
+from .io import atomic_open, atomic_write_json, check_writable
+from .losses import get_loss
 from .metrics import (
     accuracy,
     class_histogram,
@@ -41,8 +41,9 @@ from .metrics import (
     frechet_distance,
     per_class_accuracy,
 )
-from .models import MODELS
+from .models import MODELS, build_gan
 from .models.classifier import CLASSIFIERS, Classifier, build_classifier
+from .outputs import EXPERIMENT_FILES, replace_folder
 from .plots import plot_confusions, plot_per_class_accuracy, save_grid
 from .synthetic import FreshSyntheticLoader, sample_pool, save_pool
 from .training.bank import train_bank
@@ -105,6 +106,9 @@ class PipelineConfig:
     compile: bool = False  # torch.compile the models' forward passes in every stage
     seed: int = 0
     progress: bool = True
+    tensorboard: bool = False  # TensorBoard logs of the GAN stage in OUT/gan/tensorboard (needs the tensorboard package)
+    inception: bool = False  # also Inception FID and IS, synthetic vs real training images (needs torch-fidelity and the weights)
+    inception_weights: str | None = None  # the FID Inception weights file (None: the cached or downloaded one)
 
     def __post_init__(self) -> None:
         check(self.dataset in PIPELINE_DATASETS, f"dataset {self.dataset!r}: the pipeline takes one of {', '.join(PIPELINE_DATASETS)}")
@@ -120,26 +124,54 @@ class PipelineConfig:
         check(self.verify_checksums or self.dataset == "cifar10", f"verify_checksums=False with dataset {self.dataset!r}: only cifar10 has that switch")
         check(self.synthetic in ("pool", "stream"), f"synthetic={self.synthetic!r}: expected 'pool' or 'stream'")
         check(self.classifier in CLASSIFIERS, f"classifier {self.classifier!r}: expected one of {', '.join(CLASSIFIERS)}")
-        # the trainers' own checks, now, before any work: one line naming the bad value
+        # Everything below is checked here, before any data is loaded or folder made: a bad option
+        # must never cost a GAN's training or leave half an experiment behind.
+        get_loss(self.loss)
+        check(self.classifier in CLASSIFIERS, f"classifier {self.classifier!r}: expected one of {', '.join(CLASSIFIERS)}")
+        shape = self.image_shape
+        build_gan(self.model, image_shape=shape, num_classes=None if self.per_class else 10, **self.model_options())
+        build_classifier(self.classifier, image_shape=shape, num_classes=10, width=self.classifier_width)
         self.gan_trainer_config()
-        self.classifier_trainer_config(flip=False, warmup_steps=1)
+        self.classifier_trainer_config(self.classifier_batch_size)
+        check(
+            self.synthetic_images is None or self.synthetic_images >= self.classifier_batch_size,
+            f"synthetic_images={self.synthetic_images}: fewer than classifier_batch_size={self.classifier_batch_size}; "
+            f"expected at least one batch of synthetic images for c' (--synthetic-images >= {self.classifier_batch_size})",
+        )
 
-    def gan_trainer_config(self, flip: bool = False) -> GANTrainerConfig:
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """``(C, H, W)`` of the data set's images, known without loading it."""
+        if self.dataset == "shapes":
+            return (self.channels or 3, 32, 32)
+        return (1, 28, 28) if self.dataset in ("mnist", "fashion-mnist") else (3, 32, 32)
+
+    @property
+    def use_flip(self) -> bool:
+        return self.flip if self.flip is not None else self.dataset == "cifar10"
+
+    def model_options(self) -> dict[str, Any]:
+        options: dict[str, Any] = {k: v for k, v in (("g_channels", self.g_channels), ("d_channels", self.d_channels)) if v is not None}
+        if self.spectral_norm:
+            options["spectral_norm"] = True
+        return options
+
+    def gan_trainer_config(self) -> GANTrainerConfig:
         """The GAN stage's trainer options (the trainer class's own config class)."""
         return get_trainer_class(self.trainer).config_class(
             epochs=self.gan_epochs, max_steps=self.gan_max_steps, max_seconds=self.gan_minutes * 60 if self.gan_minutes else None,
             batch_size=self.gan_batch_size, lr_g=self.lr_g, lr_d=self.lr_d, beta1=self.beta1, beta2=self.beta2, d_steps=self.d_steps,
             ema=self.ema, ema_decay=self.ema_decay, diffaugment=self.diffaugment, device=self.device, seed=self.seed,
-            progress=self.progress, flip=flip, **self.speed_switches(),
+            progress=self.progress, flip=self.use_flip, tensorboard=self.tensorboard, **self.speed_switches(),
         )
 
-    def classifier_trainer_config(self, *, flip: bool, warmup_steps: int) -> ClassifierTrainerConfig:
-        """The options of c's and c''s trainer (the same recipe for both)."""
+    def classifier_trainer_config(self, n: int) -> ClassifierTrainerConfig:
+        """The recipe of c and c' (the same for both), trained on ``n`` images (per epoch)."""
         return ClassifierTrainerConfig(
             epochs=self.classifier_epochs, batch_size=self.classifier_batch_size, lr=self.classifier_lr,
             max_steps=self.classifier_max_steps, device=self.device, seed=self.seed, progress=self.progress,
-            flip=flip, warmup_steps=warmup_steps, schedule=self.classifier_schedule, label_smoothing=self.classifier_label_smoothing,
-            **self.speed_switches(),
+            flip=self.use_flip, warmup_steps=min(100, max(1, n // self.classifier_batch_size)),
+            schedule=self.classifier_schedule, label_smoothing=self.classifier_label_smoothing, **self.speed_switches(),
         )
 
     def speed_switches(self) -> dict[str, Any]:
@@ -206,20 +238,40 @@ def split_off(dataset: ImageDataset, n: int, *, seed: int) -> tuple[ImageDataset
     return part(rest, "train-minus-validation"), part(held, "validation")
 
 
-def prepare_experiment_dir(out_dir: str | Path, *, overwrite: bool) -> Path:
+def prepare_experiment_dir(out_dir: str | Path, *, overwrite: bool, dry_run: bool = False) -> Path:
     """A new or empty folder, or (with ``overwrite``) an old experiment's folder, emptied.
 
     An experiment is never mixed with the remains of another (a classifier's history would
-    continue the old one's), and a folder that is not an experiment is never emptied.
+    continue the old one's), and a folder that is not an experiment is never emptied. With
+    ``dry_run``, only check: remove and create nothing.
     """
     out = Path(out_dir)
-    if out.exists() and any(out.iterdir()):
+    if out.exists():
         check(out.is_dir(), f"--out {out}: exists and is not a folder; expected a new or empty folder")
+    check_writable(out, "--out", folder=True)
+    if out.exists() and any(out.iterdir()):
         check((out / "report.json").exists() or (out / "gan").is_dir(), f"--out {out}: folder exists and is not a gan-edu experiment; expected a new or empty folder")
         check(overwrite, f"--out {out}: an experiment already exists there; use --overwrite to replace it")
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
+        replace_folder(out, EXPERIMENT_FILES, "experiment", dry_run=dry_run)  # refuses when a file there is not gan-edu's
+    if not dry_run:
+        out.mkdir(parents=True, exist_ok=True)
     return out
+
+
+def check_sizes(config: PipelineConfig, train: ImageDataset) -> None:
+    """The options that depend on the training data's size: every batch must find its images."""
+    n = len(train)
+    if config.per_class:
+        for k, (name, count) in enumerate(zip(train.class_names, train.class_counts())):
+            check(count >= config.gan_batch_size, f"gan_batch_size={config.gan_batch_size}: class {k} ({name}) has only {count} training images; "
+                  f"expected a batch size of at most {count} for a per-class GAN")
+    else:
+        check(n >= config.gan_batch_size, f"gan_batch_size={config.gan_batch_size}: the training data has only {n} images; expected a batch size of at most {n}")
+    check(n >= config.classifier_batch_size, f"classifier_batch_size={config.classifier_batch_size}: the training data has only {n} images; "
+          f"expected a batch size of at most {n}")
+    n_synthetic = config.synthetic_images or n
+    check(n_synthetic >= config.classifier_batch_size, f"synthetic_images={n_synthetic}: fewer than classifier_batch_size={config.classifier_batch_size}; "
+          f"expected at least one batch of synthetic images for c'")
 
 
 def run_pipeline(config: PipelineConfig, out_dir: str | Path, *, overwrite: bool = False, log: Any = print) -> dict[str, Any]:
@@ -227,7 +279,12 @@ def run_pipeline(config: PipelineConfig, out_dir: str | Path, *, overwrite: bool
     c_folder = reusable_c(config) if config.reuse_c else None  # checked before anything is written
     check(c_folder is None or Path(config.reuse_c or "").resolve() != Path(out_dir).resolve(),
           f"reuse_c={config.reuse_c!r} is --out itself: expected another experiment's folder")
-    out = prepare_experiment_dir(out_dir, overwrite=overwrite)
+    prepare_experiment_dir(out_dir, overwrite=overwrite, dry_run=True)  # refuse a bad --out before any work
+    inception = None
+    if config.inception:  # the package and the weights, before any work (a download happens here, once)
+        from .inception import load_inception
+
+        inception = load_inception(config.inception_weights, download=config.download, device=resolve_device(config.device))
     timings: dict[str, float] = {}
     t_all = time.perf_counter()
     torch.manual_seed(config.seed)
@@ -247,17 +304,21 @@ def run_pipeline(config: PipelineConfig, out_dir: str | Path, *, overwrite: bool
         train, evaluation = split_off(train, config.validation_images, seed=config.seed)
     else:
         evaluation = load_dataset(config.dataset, "test", **{k: v for k, v in options.items() if k != "n"})
-    flip = config.flip if config.flip is not None else config.dataset == "cifar10"
     timings["data_s"] = time.perf_counter() - t
+    check_sizes(config, train)  # what depends on the data's size, still before any folder is made
+    out = prepare_experiment_dir(out_dir, overwrite=overwrite)
     log(f"data: {config.dataset}, {len(train)} training images, {len(evaluation)} {config.eval_split} images, {train.num_classes} classes")
+
+    ran: dict[str, dict[str, float]] = {}  # what each training really did: a step or time budget may stop it before its epochs
+
+    def did(trainer: Any, n: int, batch_size: int) -> dict[str, float]:
+        return {"steps": trainer.step, "epochs": round(trainer.step / max(1, n // batch_size), 2)}
 
     # -- 1. the GAN ---------------------------------------------------------------------------
     t = time.perf_counter()
     trainer_class = get_trainer_class(config.trainer)
-    gan_config = config.gan_trainer_config(flip=flip)
-    model_config = {k: v for k, v in (("g_channels", config.g_channels), ("d_channels", config.d_channels)) if v is not None}
-    if config.spectral_norm:
-        model_config["spectral_norm"] = True
+    gan_config = config.gan_trainer_config()
+    model_config = config.model_options()
     gan_dir = out / "gan"
     if config.per_class:
         train_bank(config.model, train, loss=config.loss, config=gan_config, out_dir=gan_dir, overwrite=True, log=log, trainer_class=trainer_class, **model_config)
@@ -268,6 +329,7 @@ def run_pipeline(config: PipelineConfig, out_dir: str | Path, *, overwrite: bool
         )
         trainer.fit(train)
         gan_steps = trainer.step
+        ran["gan"] = did(trainer, len(train), config.gan_batch_size)
     timings["gan_s"] = time.perf_counter() - t
     log(f"GAN trained in {timings['gan_s']:.0f} s")
 
@@ -294,8 +356,10 @@ def run_pipeline(config: PipelineConfig, out_dir: str | Path, *, overwrite: bool
         t0 = time.perf_counter()
         torch.manual_seed(config.seed)
         clf = build_classifier(config.classifier, image_shape=train.image_shape, num_classes=train.num_classes, width=config.classifier_width)
-        cfg = config.classifier_trainer_config(flip=flip, warmup_steps=min(100, max(1, size // config.classifier_batch_size)))
-        ClassifierTrainer(clf, cfg, out_dir=out / name).fit(data)
+        cfg = config.classifier_trainer_config(size)
+        trainer = ClassifierTrainer(clf, cfg, out_dir=out / name)
+        trainer.fit(data)
+        ran[name] = did(trainer, size, config.classifier_batch_size)
         clf.save_pretrained(out / name / "classifier")
         return clf, time.perf_counter() - t0
 
@@ -309,7 +373,7 @@ def run_pipeline(config: PipelineConfig, out_dir: str | Path, *, overwrite: bool
         log(f"c trained in {timings['c_s']:.0f} s")
     if config.synthetic == "stream":
         device = resolve_device(config.device)
-        stream = FreshSyntheticLoader(generator, n_synthetic, config.classifier_batch_size, device=device, seed=config.seed + 1, flip=flip)
+        stream = FreshSyntheticLoader(generator, n_synthetic, config.classifier_batch_size, device=device, seed=config.seed + 1, flip=config.use_flip)
         c_prime, timings["c_prime_s"] = train_classifier(stream, n_synthetic, "c_prime")
     else:
         c_prime, timings["c_prime_s"] = train_classifier(pool, len(pool), "c_prime")
@@ -349,11 +413,20 @@ def run_pipeline(config: PipelineConfig, out_dir: str | Path, *, overwrite: bool
                       "c_prime_saw": n_synthetic * (config.classifier_epochs if config.synthetic == "stream" else 1),
                       "note": "fresh images every epoch of c'" if config.synthetic == "stream" else "one fixed pool, reused every epoch"},
         "gan_steps": gan_steps,
+        "ran": ran,
         "settings": dataclasses.asdict(config),
         "hardware": {"device": str(c.device), "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
                      "cpu": platform.processor() or platform.machine(), "torch_threads": torch.get_num_threads()},
         "gan_edu_version": __version__,
     }
+    if inception is not None:  # Inception FID and IS, comparable with papers (docs/fid.md)
+        from .inception import fid_and_is, inception_features, uint8_batches
+
+        model, weights = inception
+        n_inception = min(len(train), len(pool), 10_000)
+        scores = fid_and_is(inception_features(model, uint8_batches(train.images[:n_inception], 50)),
+                            inception_features(model, uint8_batches(pool.images[:n_inception], 50)), splits=min(10, n_inception))
+        report["inception"] = {**scores, "images": n_inception, "real": "train", "standard_weights": weights["standard"]}
     timings["evaluation_s"] = time.perf_counter() - t
     timings["total_s"] = time.perf_counter() - t_all
     report["timings"] = {k2: round(v, 2) for k2, v in timings.items()}
@@ -375,6 +448,15 @@ def synthetic_words(report: dict[str, Any]) -> str:
     return f"a fixed pool of {syn['images']} synthetic images"
 
 
+def _ran(report: dict[str, Any], name: str) -> str:
+    """`` (trained 120 steps, 2.4 epochs)``: what a training really ran, as the report recorded it."""
+    done = report.get("ran", {}).get(name)
+    if not done:
+        return ""
+    steps, epochs = done["steps"], done["epochs"]
+    return f" (trained {steps} step{'s' * (steps != 1)}, {epochs:g} epoch{'s' * (epochs != 1)})"
+
+
 def report_markdown(report: dict[str, Any]) -> str:
     """The report as a page a person reads."""
     s = report["settings"]
@@ -382,8 +464,8 @@ def report_markdown(report: dict[str, Any]) -> str:
     lines = [
         f"# c vs c' on {s['dataset']}",
         "",
-        f"Generator: `{s['model']}`{' per class' if s['per_class'] else ''}, {s['loss']} loss; classifier `{s['classifier']}` "
-        f"(width {s['classifier_width']}, {s['classifier_epochs']} epochs) for both c and c'. Evaluated on the real **{split}** split "
+        f"Generator: `{s['model']}`{' per class' if s['per_class'] else ''}, {s['loss']} loss{_ran(report, 'gan')}; classifier `{s['classifier']}` "
+        f"(width {s['classifier_width']}) for both c{_ran(report, 'c')} and c'{_ran(report, 'c_prime')}. Evaluated on the real **{split}** split "
         f"({report['sizes']['evaluation']} images).",
         "",
         "| measure | value |",

@@ -84,8 +84,8 @@ def plot_losses(history: Sequence[dict[str, Any]], path: str | Path, *, keys: Se
     ax = fig.subplots()
     for key in keys:
         points = [(r["step"], r[key]) for r in steps if key in r]
-        if points:
-            ax.plot(*zip(*points), label=key)
+        if points:  # a short run has few logs (one, below log_every steps): markers keep them visible
+            ax.plot(*zip(*points), label=key, marker="o" if len(points) < 30 else None, markersize=4)
     ax.set_xlabel("step")
     ax.set_ylabel("loss")
     ax.set_title(title)

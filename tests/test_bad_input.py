@@ -11,6 +11,7 @@ gan_edu`` processes to show what a user sees.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -29,10 +30,13 @@ from gan_edu.data import load_dataset
 from gan_edu.errors import GanEduError
 from gan_edu.export import OnnxGenerator, export_generator
 from gan_edu.models import Generator, build_gan
+from gan_edu.pipeline import PipelineConfig
 from gan_edu.training import GANTrainerConfig, load_checkpoint
 from gan_edu.training.runs import new_gan_run, resume_gan_run
 
 ROOT = Path(__file__).resolve().parents[1]
+PIPE = ["--num-images", "300", "--g-channels", "4", "--d-channels", "4", "--gan-max-steps", "1", "--classifier-width", "4",
+        "--classifier-max-steps", "1", "--no-progress"]  # a pipeline that would run in seconds, were its options right
 TINY = ["--num-images", "64", "--batch-size", "16", "--g-channels", "4", "--d-channels", "4", "--max-steps", "1", "--no-progress"]
 
 
@@ -44,6 +48,16 @@ class MakesAMarker:
 
     def __reduce__(self):
         return (Path.touch, (self.path,))
+
+
+class CallsSystem:
+    """Unpickling this runs ``os.system(command)``: a payload in a module torch blocks outright."""
+
+    def __init__(self, command: str) -> None:
+        self.command = command
+
+    def __reduce__(self):
+        return (os.system, (self.command,))
 
 
 @pytest.fixture(scope="module")
@@ -84,8 +98,30 @@ def ws(tmp_path_factory) -> Path:
     broken_run("run-corrupt", lambda d: (d / ckpt).write_bytes(b"\x00garbage" * 512))
     evil = {"format": "gan-edu-checkpoint", "payload": MakesAMarker(ws / "pwned")}
     broken_run("run-malicious", lambda d: torch.save(evil, d / ckpt))
+    broken_run("run-system", lambda d: torch.save({"format": "gan-edu-checkpoint", "payload": CallsSystem(f"touch {ws}/pwned-system")}, d / ckpt))
     broken_run("run-badconfig", lambda d: (d / "config.json").write_text("{ not json"))
     broken_run("run-badweights", lambda d: (d / "generator" / "model.safetensors").write_bytes(b"\x08\x00\x00"))
+    def edit_json(path: Path, **changes) -> None:
+        cfg = json.loads(path.read_text())
+        target = cfg["config"] if "config" in cfg else cfg["generator"]["config"]  # a model's config.json, or a run's
+        target.update(changes)
+        path.write_text(json.dumps(cfg))
+
+    huge = {"g_channels": 1_000_000_000}
+    beyond_memory = {"image_shape": [3, 4096, 4096], "g_channels": 16384}  # each size in range; 3 PB of weights in all
+    broken_run("run-huge-width", lambda d: edit_json(d / "generator" / "config.json", **huge))
+    broken_run("run-huge-width-config", lambda d: edit_json(d / "config.json", **huge))
+    broken_run("run-beyond-memory", lambda d: edit_json(d / "generator" / "config.json", **beyond_memory))
+    broken_run("run-beyond-memory-config", lambda d: edit_json(d / "config.json", **beyond_memory))
+    broken_run("run-with-notes", lambda d: (d / "notes.txt").write_text("the user's own notes"))
+    (ws / "bank-with-notes" / "class_00_circle").mkdir(parents=True)
+    (ws / "bank-with-notes" / "bank.json").write_text("{}")
+    (ws / "bank-with-notes" / "class_00_circle" / "history.jsonl").write_text("")
+    (ws / "bank-with-notes" / "class_00_circle" / "notes.txt").write_text("the user's own notes")
+    (ws / "experiment-with-notes" / "gan").mkdir(parents=True)
+    (ws / "experiment-with-notes" / "report.json").write_text("{}")
+    (ws / "experiment-with-notes" / "plots").mkdir()
+    (ws / "experiment-with-notes" / "plots" / "mine.png").write_bytes(b"a picture of the user's")
     wider = new_gan_run("cdcgan", load_dataset("shapes", n=16), config=GANTrainerConfig(batch_size=16, device="cpu", progress=False),
                         g_channels=8, d_channels=8)
     broken_run("run-other", lambda d: wider.save_checkpoint(d / ckpt))  # a checkpoint of a wider model
@@ -141,7 +177,9 @@ ROWS = [
     Row("checkpoint-corrupt", ["train", "--resume", "{ws}/run-corrupt"],
         "run-corrupt/checkpoints/last.pt: truncated or corrupt checkpoint", "expected a complete checkpoint"),
     Row("checkpoint-malicious", ["train", "--resume", "{ws}/run-malicious"],
-        "run-malicious/checkpoints/last.pt: refused, it asks to run code", "expected a complete checkpoint"),
+        "run-malicious/checkpoints/last.pt: refused: the file asks to run code (getattr)", "expected a complete checkpoint"),
+    Row("checkpoint-os-system", ["train", "--resume", "{ws}/run-system"],
+        "run-system/checkpoints/last.pt: refused: the file asks to run code (posix.system)", "expected a complete checkpoint"),
     Row("checkpoint-of-another-model", ["train", "--resume", "{ws}/run-other"],
         "weights of another model for DCGANGenerator", "expected ("),
     Row("run-config-corrupt", ["train", "--resume", "{ws}/run-badconfig"],
@@ -151,13 +189,39 @@ ROWS = [
         "--out {ws}/run: a run already exists there", "use --resume {ws}/run to continue it or --overwrite"),
     Row("overwrite-but-cannot-start", ["train", "--out", "{ws}/run", "--overwrite", "--image-size", "20", *TINY],
         "image size 20", "expected a side of the form"),  # the old run must survive a new one that cannot start
+    Row("overwrite-run-with-a-foreign-file", ["train", "--out", "{ws}/run-with-notes", "--overwrite", *TINY],
+        "--out {ws}/run-with-notes: --overwrite would delete notes.txt, which gan-edu did not write", "expected a run folder holding only gan-edu's files"),
+    Row("overwrite-bank-with-a-foreign-file", ["train", "--per-class", "--out", "{ws}/bank-with-notes", "--overwrite", *TINY, "--batch-size", "4"],
+        "--out {ws}/bank-with-notes: --overwrite would delete class_00_circle/notes.txt", "expected a bank folder holding only gan-edu's files"),
+    Row("overwrite-experiment-with-a-foreign-file", ["pipeline", "--out", "{ws}/experiment-with-notes", "--overwrite", "--num-images", "64", "--no-progress"],
+        "--out {ws}/experiment-with-notes: --overwrite would delete plots/mine.png", "expected an experiment folder holding only gan-edu's files"),
     Row("quickstart-run-exists", ["quickstart", "--out", "{ws}/run", "--max-steps", "1", "--no-progress"],
         "--out {ws}/run: the folder exists and is not empty", "expected a new folder"),
     Row("out-is-a-file", ["train", "--out", "{ws}/file", *TINY], "--out {ws}/file: exists and is not a folder", "expected a new or empty folder"),
     Row("out-under-a-file", ["train", "--out", "{ws}/file/run", *TINY],
         "--out {ws}/file/run: cannot write there, {ws}/file is a file", "expected a path inside a folder"),
+    Row("export-config-huge-width", ["export", "{ws}/run-huge-width", "-o", "{ws}/new.onnx"],
+        "run-huge-width/generator/config.json: g_channels=1000000000", "expected a positive int of at most 16384"),
+    Row("resume-config-huge-width", ["train", "--resume", "{ws}/run-huge-width-config"],
+        "run-huge-width-config/config.json: g_channels=1000000000", "expected a positive int of at most 16384"),
+    Row("export-config-beyond-memory", ["export", "{ws}/run-beyond-memory", "-o", "{ws}/new.onnx"],
+        "run-beyond-memory/generator/config.json: DCGANGenerator with image_shape=(3, 4096, 4096)", "of weights, more than this machine's"),
+    Row("resume-config-beyond-memory", ["train", "--resume", "{ws}/run-beyond-memory-config"],
+        "run-beyond-memory-config/config.json: DCGANGenerator with image_shape=(3, 4096, 4096)", "expected a smaller model"),
+    Row("train-width-too-large", ["train", "--out", "{ws}/new", *TINY, "--g-channels", "100000"], "g_channels=100000", "expected a positive int of at most 16384"),
+    Row("train-latent-too-large", ["train", "--out", "{ws}/new", *TINY, "--latent-dim", "100000000"], "latent_dim=100000000", "expected a positive int of at most 65536"),
     Row("generator-weights-corrupt", ["export", "{ws}/run-badweights", "-o", "{ws}/new.onnx"],
         "run-badweights/generator/model.safetensors: corrupt or truncated weights file", "("),
+    # -- the pipeline: every option checked before any data is loaded or folder made ----------------
+    Row("pipeline-loss-unknown", ["pipeline", "--out", "{ws}/new-exp", "--loss", "foo", *PIPE], "loss 'foo'", "expected one of"),
+    Row("pipeline-synthetic-fewer-than-a-batch", ["pipeline", "--out", "{ws}/new-exp", *PIPE, "--synthetic-images", "100"],
+        "synthetic_images=100: fewer than classifier_batch_size=128", "expected at least one batch of synthetic images"),
+    Row("pipeline-classifier-lr", ["pipeline", "--out", "{ws}/new-exp", *PIPE, "--classifier-lr", "50"], "lr=50.0", "expected a learning rate in (0, 10)"),
+    Row("pipeline-width-too-large", ["pipeline", "--out", "{ws}/new-exp", *PIPE, "--g-channels", "100000"], "g_channels=100000", "expected a positive int of at most"),
+    Row("pipeline-device-unknown", ["pipeline", "--out", "{ws}/new-exp", *PIPE, "--device", "tpu"], "device 'tpu'", "expected 'auto', 'cpu'"),
+    Row("pipeline-gan-batch-larger-than-data", ["pipeline", "--out", "{ws}/new-exp", *PIPE, "--gan-batch-size", "512"],
+        "gan_batch_size=512: the training data has only 300 images", "expected a batch size of at most 300"),
+    Row("pipeline-out-is-a-file", ["pipeline", "--out", "{ws}/file", *PIPE], "--out {ws}/file: exists and is not a folder", "expected a new or empty folder"),
     # -- export ---------------------------------------------------------------------------------
     Row("export-existing-file", ["export", "{ws}/run", "-o", "{ws}/g.onnx"], "-o {ws}/g.onnx: file exists", "use --overwrite to replace it"),
     Row("export-not-onnx-name", ["export", "{ws}/run", "-o", "{ws}/g.txt"], "g.txt", "expected a path ending in .onnx"),
@@ -204,17 +268,34 @@ ROWS = [
     Row("api-checkpoint-truncated", lambda ws: load_checkpoint(ws / "run-truncated" / "checkpoints" / "last.pt"),
         "truncated or corrupt checkpoint", "expected a complete checkpoint"),
     Row("api-checkpoint-malicious", lambda ws: load_checkpoint(ws / "run-malicious" / "checkpoints" / "last.pt"),
-        "refused, it asks to run code", "expected a complete checkpoint"),
+        "refused: the file asks to run code (", "expected a complete checkpoint"),
+    Row("api-checkpoint-os-system", lambda ws: load_checkpoint(ws / "run-system" / "checkpoints" / "last.pt"),
+        "refused: the file asks to run code (posix.system)", "expected a complete checkpoint"),
     Row("api-resume-another-model", lambda ws: resume_gan_run(ws / "run-other"), "weights of another model", "expected ("),
     Row("api-run-exists", lambda ws: new_gan_run("dcgan", load_dataset("shapes", n=16), config=GANTrainerConfig(batch_size=16, device="cpu"), out_dir=ws / "run"),
         "a run already exists there", "--overwrite"),
+    Row("api-overwrite-run-with-a-foreign-file",
+        lambda ws: new_gan_run("cdcgan", load_dataset("shapes", n=16), config=GANTrainerConfig(batch_size=16, device="cpu"), out_dir=ws / "run-with-notes", overwrite=True),
+        "--overwrite would delete notes.txt", "expected a run folder holding only gan-edu's files"),
     Row("api-image-size", lambda ws: build_gan("dcgan", image_shape=(3, 20, 20)), "image size 20", "expected a side of the form"),
+    Row("api-image-side-too-large", lambda ws: build_gan("dcgan", image_shape=(3, 65536, 65536)), "image_shape=(3, 65536, 65536)", "expected sides of at most 4096"),
+    Row("api-classes-too-many", lambda ws: build_gan("cdcgan", num_classes=10**9), "num_classes=1000000000", "expected None (unconditional) or an int in [2, 100000]"),
+    Row("api-beyond-memory", lambda ws: build_gan("dcgan", image_shape=(3, 4096, 4096), g_channels=16384), "g_channels=16384", "expected a smaller model"),
+    Row("api-from-pretrained-huge-width", lambda ws: Generator.from_pretrained(ws / "run-huge-width" / "generator"),
+        "generator/config.json: g_channels=1000000000", "expected a positive int of at most 16384"),
     Row("api-weights-corrupt", lambda ws: Generator.from_pretrained(ws / "run-badweights" / "generator"),
         "model.safetensors: corrupt or truncated weights file", "("),
     Row("api-onnx-not-gan-edu", lambda ws: OnnxGenerator(ws / "plain.onnx"), "not a gan-edu generator", "expected a file written by gan-edu export"),
     Row("api-sample-n-zero", lambda ws: OnnxGenerator(ws / "g.onnx").sample(0), "n=0", "expected a positive int"),
     Row("api-sample-labels-out-of-range", lambda ws: OnnxGenerator(ws / "g.onnx").sample(2, [0, 99]), "labels in [0, 99]", "expected labels in [0, 9]"),
+    Row("api-generate-nan-noise", lambda ws: OnnxGenerator(ws / "g.onnx").generate(np.full((2, 100), np.nan, np.float32)),
+        "z: 2 of 2 rows hold NaN or inf (first: row 0)", "expected finite noise"),
+    Row("api-generate-inf-noise", lambda ws: OnnxGenerator(ws / "g.onnx").generate(np.concatenate([np.zeros((3, 100)), np.full((1, 100), np.inf)])),
+        "z: 1 of 4 rows hold NaN or inf (first: row 3)", "expected finite noise"),
     Row("api-export-opset", lambda ws: export_generator(ws / "run", ws / "new.onnx", opset=99), "opset=99", "expected None or an int in [13, 20]"),
+    Row("api-pipeline-loss-unknown", lambda ws: PipelineConfig(loss="foo"), "loss 'foo'", "expected one of"),
+    Row("api-pipeline-synthetic-fewer-than-a-batch", lambda ws: PipelineConfig(synthetic_images=10, classifier_batch_size=32),
+        "synthetic_images=10: fewer than classifier_batch_size=32", "expected at least one batch"),
     Row("api-trainer-batch-zero", lambda ws: GANTrainerConfig(batch_size=0), "batch_size=0", "expected a positive int"),
 ]
 

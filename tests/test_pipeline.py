@@ -91,9 +91,14 @@ def test_pipeline_config_is_checked():
 def test_tiny_pipeline_end_to_end(tmp_path, capsys):
     out = tmp_path / "exp"
     argv = ["pipeline", "--out", str(out), "--num-images", "300", "--g-channels", "4", "--d-channels", "4", "--gan-epochs", "1",
-            "--gan-batch-size", "32", "--synthetic-images", "200", "--classifier-epochs", "2", "--classifier-width", "4", "--no-progress"]
+            "--gan-batch-size", "32", "--synthetic-images", "200", "--classifier-epochs", "10", "--classifier-max-steps", "3",
+            "--classifier-width", "4", "--no-progress"]
     assert main(argv) == 0
     report = json.loads((out / "report.json").read_text())
+    # the report says what ran: the step budget stopped both classifiers long before their 10 epochs
+    assert report["ran"] == {"gan": {"steps": 9, "epochs": 1.0}, "c": {"steps": 3, "epochs": 1.5}, "c_prime": {"steps": 3, "epochs": 3.0}}
+    page = (out / "report.md").read_text()
+    assert "10 epochs" not in page and "c (trained 3 steps, 1.5 epochs) and c' (trained 3 steps, 3 epochs)" in page, page[:600]
     for key in ("c_accuracy", "c_prime_accuracy", "gan_test_accuracy", "frechet_distance", "per_class", "settings", "timings"):
         assert key in report, key
     assert 0 <= report["c_accuracy"] <= 1 and 0 <= report["c_prime_accuracy"] <= 1

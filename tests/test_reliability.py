@@ -150,7 +150,7 @@ def test_a_malicious_pickle_checkpoint_is_refused_and_runs_nothing(tmp_path, cap
     pickle.loads(check_file.read_bytes())
     assert (tmp_path / "proof").exists()
 
-    with pytest.raises(GanEduError, match="refused"):
+    with pytest.raises(GanEduError, match=r"refused: the file asks to run code \(getattr\)"):  # Path.touch pickles as getattr(Path, "touch")
         load_checkpoint(evil)
     assert not marker.exists()
 
@@ -163,6 +163,56 @@ def test_a_malicious_pickle_checkpoint_is_refused_and_runs_nothing(tmp_path, cap
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "refused" in err[0]
     assert not marker.exists()
+
+
+class CallsSystem:
+    """Unpickling this runs a shell command through ``function`` (``os.system`` or ``posix.system``)."""
+
+    def __init__(self, function, command: str) -> None:
+        self.function, self.command = function, command
+
+    def __reduce__(self):
+        return (self.function, (self.command,))
+
+
+@pytest.mark.parametrize("function", ["os.system", "posix.system"])
+def test_a_payload_in_a_blocked_module_is_refused_naming_the_global(tmp_path, function):
+    """torch blocks whole modules (os, posix...) with its own wording; the refusal must still be
+    one line that names what the file asks to call, and the command never runs."""
+    import importlib
+
+    module, name = function.split(".")
+    marker = tmp_path / "pwned"
+    evil = tmp_path / "evil.pt"
+    torch.save({"format": "gan-edu-checkpoint", "payload": CallsSystem(getattr(importlib.import_module(module), name), f"touch {marker}")}, evil)
+    with pytest.raises(GanEduError) as excinfo:
+        load_checkpoint(evil)
+    message = str(excinfo.value)
+    assert "\n" not in message and "refused: the file asks to run code (posix.system)" in message, message  # os.system pickles as posix.system
+    assert "Weights only load failed" not in message and "truncated" not in message
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize(
+    ("text", "named"),
+    [  # the wordings of torch's restricted unpickler, from torch 2.0 to today
+        ("Weights only load failed. Re-running `torch.load` with `weights_only` set to `False` will likely succeed, but it can result in "
+         "arbitrary code execution.Do it only if you get the file from a trusted source. WeightsUnpickler error: Unsupported class os.system", "os.system"),
+        ("Weights only load failed. This file can still be loaded, to do so you have two options \n\t(1) Re-running ... \n\tWeightsUnpickler error: "
+         "Unsupported global: GLOBAL posix.system was not an allowed global by default. Please use `torch.serialization.add_safe_globals([system])` "
+         "to allowlist this global if you trust this class/function.", "posix.system"),
+        ("Weights only load failed. In PyTorch 2.6, we changed the default value of the `weights_only` argument ...\n\n\n"
+         "Trying to load unsupported GLOBAL posix.system whose module posix is blocked.\n\nCheck the documentation of torch.load", "posix.system"),
+        ("Weights only load failed. ... WeightsUnpickler error: Trying to call reduce for unrecognized function <built-in function system>", "<built-in function system>"),
+        ("Weights only load failed. ... WeightsUnpickler error: Unsupported operand 149", None),
+        ("Weights only load failed. ... WeightsUnpickler error: Unpickler found unexpected EOF", None),
+    ],
+    ids=["torch-2.0-2.3", "torch-2.4-2.5", "torch-2.6-blocked-module", "reduce", "corrupt-operand", "truncated"],
+)
+def test_the_refused_global_is_read_from_every_wording_of_torch(text, named):
+    from gan_edu.training.checkpoint import unpickler_global
+
+    assert unpickler_global(text) == named
 
 
 @pytest.mark.parametrize(
@@ -310,3 +360,145 @@ def test_every_torch_load_is_weights_only_and_nothing_unpickles():
         assert "allow_pickle=True" not in source, f"{path}: numpy's allow_pickle=True unpickles"
         assert "eval(" not in source.replace(".eval(", "") and "exec(" not in source, f"{path}: eval/exec"
     assert loads >= 1  # the checkpoint loader is found by this scan
+
+
+# -- --overwrite removes only what gan-edu wrote ----------------------------------------------------
+def test_overwrite_replaces_a_run_of_gan_edu_files_and_refuses_one_holding_a_users_file(tmp_path, capsys):
+    """Every kind of file a run holds (pictures, checkpoints, a killed write's temporary) counts
+    as gan-edu's, so --overwrite replaces the run; one file of the user's and nothing is removed."""
+    from gan_edu.outputs import RUN_FILES, foreign_files
+
+    run = tmp_path / "run"
+    assert main(["train", "--out", str(run), "--max-steps", "2", "--checkpoint-every", "1", "--tensorboard", *TINY]) == 0
+    assert list((run / "tensorboard").iterdir())
+    (run / "checkpoints" / ".last.pt.k2j4_x9a.tmp").write_bytes(b"half a checkpoint")  # what a kill -9 leaves
+    assert foreign_files(run, RUN_FILES) == []
+    (run / "samples" / "favourite.png").write_bytes(b"a picture the user kept")
+    before = sorted(p.relative_to(run) for p in run.rglob("*"))
+    capsys.readouterr()
+    assert main(["train", "--out", str(run), "--overwrite", "--max-steps", "1", *TINY]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--overwrite would delete samples/favourite.png, which gan-edu did not write" in err[0], err
+    assert sorted(p.relative_to(run) for p in run.rglob("*")) == before  # nothing removed
+    (run / "samples" / "favourite.png").unlink()
+    assert main(["train", "--out", str(run), "--overwrite", "--max-steps", "1", *TINY]) == 0
+    assert [r["step"] for r in read_history(run / "history.jsonl")] == [1]  # a new run, not the old one continued
+    assert not (run / "checkpoints" / ".last.pt.k2j4_x9a.tmp").exists()
+
+
+# -- honest reports -------------------------------------------------------------------------------
+def test_a_sigterm_in_a_classifier_run_does_not_offer_a_gan_command(tmp_path):
+    """The pipeline's classifiers stop cleanly on SIGTERM like any run, but no command resumes a
+    classifier run: the message says so instead of offering ``gan-edu train --resume``."""
+    from gan_edu.models.classifier import build_classifier
+    from gan_edu.training import TrainingInterrupted
+    from gan_edu.training.classifier_trainer import ClassifierTrainer, ClassifierTrainerConfig
+
+    class TermAtFirstLog(Callback):
+        def on_log(self, trainer, record):
+            os.kill(os.getpid(), signal.SIGTERM)  # caught by the trainer: it finishes the step and stops
+
+    data = load_dataset("shapes", n=32, seed=3)
+    clf = build_classifier("ref000", image_shape=data.image_shape, num_classes=data.num_classes, width=4)
+    config = ClassifierTrainerConfig(epochs=3, batch_size=16, log_every=1, progress=False, device="cpu")
+    trainer = ClassifierTrainer(clf, config, out_dir=tmp_path / "c", callbacks=[TermAtFirstLog()])
+    with pytest.raises(TrainingInterrupted) as excinfo:
+        trainer.fit(data)
+    message = str(excinfo.value)
+    assert "SIGTERM received: stopped after step 1" in message and "gan-edu train --resume" not in message, message
+    assert "a classifier run has no resume command" in message and "gan-edu pipeline command again" in message
+    assert load_checkpoint(tmp_path / "c" / "checkpoints" / "last.pt")["step"] == 1
+
+
+def test_the_loss_plot_of_a_run_shorter_than_log_every_shows_its_losses(tmp_path):
+    """Two steps with log_every 25 make one log record; a line through one point draws nothing,
+    so the plot was empty but for its legend. Each loss must now show as a marker."""
+    import numpy as np
+    from PIL import Image
+
+    run = tmp_path / "run"
+    assert main(["train", "--out", str(run), "--max-steps", "2", *[a for a in TINY if a not in ("--log-every", "1")]]) == 0
+    assert len([r for r in read_history(run / "history.jsonl") if r["kind"] == "step"]) == 1
+    pixels = np.asarray(Image.open(run / "losses.png").convert("RGB")).astype(int)
+    for colour in ((31, 119, 180), (255, 127, 14)):  # matplotlib's first two colours: d_loss, g_loss
+        drawn = int((np.abs(pixels - colour).sum(-1) < 60).sum())
+        assert drawn > 80, drawn  # the legend's line sample alone is about 58 pixels
+
+
+# -- kill -9 at chosen moments, then resume: bit for bit the run that never stopped ---------------
+KILL_AT = textwrap.dedent(
+    """
+    import os, signal, sys
+    import gan_edu.training.trainer as tr
+    from gan_edu.training.callbacks import Callback
+    mode, k = sys.argv[1], int(sys.argv[2])
+    if mode == "log":  # SIGKILL right after the k-th step record is logged (before that step's checkpoint)
+        class Kill(Callback):
+            def on_log(self, trainer, record):
+                if record["kind"] == "step" and record["step"] == k:
+                    os.kill(os.getpid(), signal.SIGKILL)
+        init = tr.Trainer.__init__
+        def with_kill(self, *args, **kwargs):
+            init(self, *args, **kwargs)
+            self.callbacks.append(Kill())
+        tr.Trainer.__init__ = with_kill
+    else:  # SIGKILL inside the k-th checkpoint write: its bytes are on disk, the rename has not happened
+        replace, count = os.replace, {"n": 0}
+        def killing_replace(src, dst):
+            if str(dst).endswith("last.pt"):
+                count["n"] += 1
+                if count["n"] == k:
+                    os.kill(os.getpid(), signal.SIGKILL)
+            replace(src, dst)
+        os.replace = killing_replace
+    from gan_edu.cli import main
+    sys.exit(main(sys.argv[3:]))
+    """
+)
+
+
+def test_kill_9_after_the_kth_log_or_during_a_checkpoint_write_then_resume_is_bit_exact(tmp_path):
+    """32 images, batch 16, 3 epochs: 6 steps, a log and a checkpoint after each. Killed right after
+    the 2nd (an epoch's last batch, before the epoch-end record), 3rd (an epoch's first batch) and
+    5th logged step, or inside the 3rd checkpoint write; resumed; every weight, every optimizer
+    state and the history equal those of the run that was never killed. (A kill after the 1st log
+    comes before any checkpoint: there is nothing to resume, the run starts over.)"""
+    args = ["train", "--epochs", "3", "--num-images", "32", "--batch-size", "16", "--g-channels", "4", "--d-channels", "4",
+            "--no-progress", "--log-every", "1", "--checkpoint-every", "1", "--seed", "7", "--device", "cpu"]
+    straight = tmp_path / "straight"
+    assert main([*args, "--out", str(straight)]) == 0
+    want = load_checkpoint(straight / "checkpoints" / "last.pt")
+    want_history = [(r["kind"], r["step"], r["epoch"]) for r in read_history(straight / "history.jsonl")]
+    script = tmp_path / "kill_at.py"
+    script.write_text(KILL_AT)
+    for mode, k in (("log", 2), ("log", 3), ("log", 5), ("write", 3)):
+        run = tmp_path / f"{mode}-{k}"
+        proc = subprocess.run([sys.executable, str(script), mode, str(k), *args, "--out", str(run)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=ENV, timeout=600)
+        assert proc.returncode == -signal.SIGKILL, (mode, k, proc.returncode, proc.stderr[-2000:])
+        killed_at = load_checkpoint(run / "checkpoints" / "last.pt")["step"]
+        assert killed_at == k - 1 if mode == "log" else killed_at == 2, (mode, k, killed_at)  # the work since the last checkpoint is lost
+        assert main(["train", "--resume", str(run), "--no-progress"]) == 0
+        got = load_checkpoint(run / "checkpoints" / "last.pt")
+        assert (got["step"], got["epoch"]) == (want["step"], want["epoch"]) == (6, 3)
+        for part in ("modules", "optimizers"):
+            flat_want, flat_got = _tensors(want[part]), _tensors(got[part])
+            assert flat_want.keys() == flat_got.keys()
+            for key, value in flat_want.items():
+                assert torch.equal(value, flat_got[key]), (mode, k, part, key)
+        assert [(r["kind"], r["step"], r["epoch"]) for r in read_history(run / "history.jsonl")] == want_history, (mode, k)
+        assert not list(run.rglob(".*.tmp"))
+
+
+def _tensors(tree, prefix=""):
+    """Every tensor of a nested dict/list, by its path."""
+    out = {}
+    if isinstance(tree, torch.Tensor):
+        out[prefix] = tree
+    elif isinstance(tree, dict):
+        for k, v in tree.items():
+            out.update(_tensors(v, f"{prefix}/{k}"))
+    elif isinstance(tree, (list, tuple)):
+        for i, v in enumerate(tree):
+            out.update(_tensors(v, f"{prefix}/{i}"))
+    return out

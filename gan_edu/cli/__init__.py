@@ -26,12 +26,12 @@ class ArgumentParser(argparse.ArgumentParser):
 
 
 def build_parser() -> ArgumentParser:
-    from . import data, export, models, pipeline, quickstart, train
+    from . import data, export, fid, models, pipeline, quickstart, train
 
     parser = ArgumentParser(prog=PROG, description="gan-edu: learn, try and ship DCGANs in plain PyTorch.")
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=ArgumentParser)
-    for module in (quickstart, train, data, export, models, pipeline):
+    for module in (quickstart, train, data, export, models, pipeline, fid):
         module.register(sub)
     return parser
 

@@ -16,7 +16,7 @@ from ..data.datasets import DATASETS, load_dataset
 from ..losses import LOSSES, get_loss
 from ..models import MODELS
 from ..training import distributed
-from ..training.bank import is_bank_dir, resume_bank, train_bank
+from ..training.bank import is_bank_dir, prepare_bank_dir, resume_bank, train_bank
 from ..training.distributed import World
 from ..training.registry import get_trainer_class
 from ..training.runs import new_gan_run, resume_gan_run
@@ -62,6 +62,7 @@ def add_trainer_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--log-every", type=positive_int, help="steps between metric logs (default 25)")
     p.add_argument("--checkpoint-every", type=positive_int, help="steps between extra checkpoints (one per epoch always)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--tensorboard", action="store_true", help='also log to RUN_DIR/tensorboard/ (pip install "gan-edu[tensorboard]")')
     p.add_argument("--precision", choices=("fp32", "bf16", "fp16"), help="autocast precision (default fp32; fp16 needs CUDA)")
     p.add_argument("--channels-last", action="store_true", help="NHWC memory layout (faster on tensor-core GPUs)")
     p.add_argument("--compile", action="store_true", help="torch.compile the models' forward passes")
@@ -74,7 +75,7 @@ def trainer_overrides(args: argparse.Namespace) -> dict[str, Any]:
     values = {k: getattr(args, k) for k in names if getattr(args, k, None) is not None}
     if getattr(args, "no_progress", False):
         values["progress"] = False
-    for flag in ("channels_last", "compile", "sync_batchnorm"):
+    for flag in ("channels_last", "compile", "sync_batchnorm", "tensorboard"):
         if getattr(args, flag, False):
             values[flag] = True
     return values
@@ -143,7 +144,7 @@ def train(args: argparse.Namespace) -> int:
     if args.resume is not None:
         if data_options(args):
             say("gan-edu train: note: --resume loads the run's own data (its config.json data options)", file=sys.stderr)
-        allowed = {"epochs", "max_steps", "device", "progress", "log_every", "checkpoint_every", "precision", "channels_last", "compile", "sync_batchnorm"}
+        allowed = {"epochs", "max_steps", "device", "progress", "log_every", "checkpoint_every", "precision", "channels_last", "compile", "sync_batchnorm", "tensorboard"}
         fixed = sorted(set(overrides) - allowed) + (["trainer class"] if args.trainer != "GANTrainer" else [])
         if fixed:
             say(f"gan-edu train: note: --resume keeps the run's own {', '.join(fixed)}", file=sys.stderr)
@@ -172,6 +173,7 @@ def train(args: argparse.Namespace) -> int:
         loss_words = f"the {args.loss} loss" + (f" and R1 (gamma {args.r1:g})" if args.r1 is not None else "")
         if args.per_class:
             out = args.out or Path("runs") / f"{args.dataset}-{args.model}-per-class"
+            prepare_bank_dir(out, overwrite=args.overwrite, dry_run=True)  # refuse a bad --out before announcing anything
             say(f"training one {args.model} per class of {args.dataset} ({dataset.num_classes} classes) with {loss_words} into {out}", file=sys.stderr)
             bank = train_bank(
                 args.model, dataset, loss=loss, config=config, out_dir=out, overwrite=args.overwrite, log=log, trainer_class=trainer_class, **model_config

@@ -239,6 +239,8 @@ class OnnxGenerator:
             z.ndim == 2 and z.shape[1] == self.latent_dim and z.shape[0] > 0 and z.dtype.kind == "f",
             f"z of shape {z.shape} and dtype {z.dtype}: expected float noise of shape (N, {self.latent_dim}) with N >= 1",
         )
+        bad = ~np.isfinite(z).all(axis=1)  # (N,): rows holding a NaN or an infinity
+        check(not bad.any(), f"z: {int(bad.sum())} of {len(z)} rows hold NaN or inf (first: row {int(np.argmax(bad))}); expected finite noise")
         n = z.shape[0]
         label_array = self.check_labels(labels, n)
         size = self._batch_size(batch_size)

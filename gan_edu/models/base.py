@@ -21,18 +21,28 @@ import dataclasses
 import functools
 import json
 import math
+import os
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
 from ..errors import GanEduError, check
 from ..io import atomic_open, atomic_write_json
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
+
+#: Sane upper bounds of a model's sizes, checked before anything is built: a config.json from a
+#: stranger (or a typo) must not make the constructor try to allocate terabytes. Far above any
+#: DCGAN in the literature; a model that passes them is still checked against the machine's memory.
+MAX_SIDE = 4096  # image height and width (CelebA-HQ and FFHQ stop at 1024)
+MAX_LATENT_DIM = 65_536  # size of z (DCGAN: 100; StyleGAN: 512)
+MAX_CLASSES = 100_000  # classes of a conditional model (ImageNet-21k has 21,841)
+MAX_WIDTH = 16_384  # a width option (g_channels, d_channels, embed_dim...); DCGAN uses 64
 
 #: Every Generator / Discriminator class by name, filled as classes are defined.
 #: from_pretrained only rebuilds classes listed here: a file names a class, it cannot bring one.
@@ -59,14 +69,15 @@ class GANConfig:
             f"image_shape={shape!r}: expected three positive ints (C, H, W)",
         )
         check(shape[0] in (1, 3), f"image_shape channels={shape[0]}: expected 1 or 3")
+        check(max(shape[1:]) <= MAX_SIDE, f"image_shape={shape!r}: expected sides of at most {MAX_SIDE}")
         check(
-            isinstance(self.latent_dim, int) and self.latent_dim > 0,
-            f"latent_dim={self.latent_dim!r}: expected a positive int",
+            isinstance(self.latent_dim, int) and 0 < self.latent_dim <= MAX_LATENT_DIM,
+            f"latent_dim={self.latent_dim!r}: expected a positive int of at most {MAX_LATENT_DIM}",
         )
         check(isinstance(self.spectral_norm, bool), f"spectral_norm={self.spectral_norm!r}: expected True or False")
         check(
-            self.num_classes is None or (isinstance(self.num_classes, int) and self.num_classes >= 2),
-            f"num_classes={self.num_classes!r}: expected None (unconditional) or an int >= 2",
+            self.num_classes is None or (isinstance(self.num_classes, int) and 2 <= self.num_classes <= MAX_CLASSES),
+            f"num_classes={self.num_classes!r}: expected None (unconditional) or an int in [2, {MAX_CLASSES}]",
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -94,6 +105,8 @@ class GANModule(nn.Module):
             f"config of type {type(config).__name__}: {type(self).__name__} expects a {self.config_class.__name__}",
         )
         self.config = config
+        if torch.get_default_device().type != "meta":  # the estimate below builds this model on meta
+            check_fits_in_memory(type(self), config)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -184,13 +197,72 @@ class GANModule(nn.Module):
         check(klass is not None, f"{config_path}: unknown model class {name!r}; expected one of {sorted(MODULE_CLASSES)}")
         assert klass is not None
         check(issubclass(klass, cls), f"{config_path}: holds a {name}, not a {cls.__name__}")
-        model = klass(klass.config_class.from_dict(values))
+        try:
+            model = klass(klass.config_class.from_dict(values))
+        except GanEduError as e:  # sizes out of range, or beyond this machine's memory: nothing was built
+            raise GanEduError(f"{config_path}: {e}") from None
         try:
             state = load_file(str(weights_path), device=str(map_location))
         except (SafetensorError, OSError, ValueError) as e:
             raise GanEduError(f"{weights_path}: corrupt or truncated weights file ({e})") from None
         load_state_dict_checked(model, state, str(weights_path))
         return model.to(map_location)
+
+
+def physical_memory_bytes() -> int | None:
+    """This machine's physical memory in bytes, or None where the OS does not say."""
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def check_fits_in_memory(klass: type[GANModule], config: GANConfig) -> None:
+    """Raise a one-line GanEduError when ``klass(config)``'s weights would not fit in this machine's memory.
+
+    The model is built on the ``meta`` device (shapes only, no memory, no weights drawn) and its
+    parameters and buffers are counted at their dtype's size. Training needs about four times that
+    (weights, gradients, Adam's two moments), so this only stops what could never work.
+    """
+    total = physical_memory_bytes()
+    if total is None:
+        return
+    try:
+        with torch.device("meta"), _SkipInPlaceOnMeta():
+            model = klass(config)
+    except GanEduError:
+        raise
+    except Exception:  # a constructor that cannot run on meta (reads a value, say): no estimate, no refusal
+        return
+    size = sum(t.numel() * t.element_size() for t in (*model.parameters(), *model.buffers()))
+    if size > total:
+        options = ", ".join(f"{k}={v!r}" for k, v in config.to_dict().items() if k != "member_config")
+        raise GanEduError(
+            f"{klass.__name__} with {options}: {_bytes(size)} of weights, more than this machine's "
+            f"{_bytes(total)} of memory; expected a smaller model (narrower widths, a smaller image size or latent_dim)"
+        )
+
+
+def _bytes(n: int) -> str:
+    """``25.6 TB``: a size in the largest unit that keeps it at least 1."""
+    for unit, scale in (("EB", 1e18), ("PB", 1e15), ("TB", 1e12), ("GB", 1e9), ("MB", 1e6)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} bytes"
+
+
+class _SkipInPlaceOnMeta(TorchFunctionMode):
+    """Makes in-place ops on meta tensors (``normal_``, ``uniform_``, ``zero_``: weight
+    initialisation) return at once: on meta they do nothing, but their first call loads torch's
+    Python decompositions, which takes seconds."""
+
+    def __torch_function__(self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None) -> Any:
+        kwargs = kwargs or {}
+        name = getattr(func, "__name__", "")
+        first = next((a for a in (*args, *kwargs.values()) if isinstance(a, torch.Tensor)), None)
+        if name.endswith("_") and not name.endswith("__") and first is not None and first.is_meta:
+            return first
+        return func(*args, **kwargs)
 
 
 def load_state_dict_checked(module: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
@@ -356,10 +428,13 @@ def doublings(size: int, bases: tuple[int, ...] = (4, 7)) -> tuple[int, int]:
 
 
 def check_positive_ints(config: Any, *names: str) -> None:
-    """Raise unless each named field of ``config`` is a positive int (for width options)."""
+    """Raise unless each named field of ``config`` is a positive int of at most :data:`MAX_WIDTH` (for width options)."""
     for name in names:
         value = getattr(config, name)
-        check(isinstance(value, int) and not isinstance(value, bool) and value > 0, f"{name}={value!r}: expected a positive int")
+        check(
+            isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_WIDTH,
+            f"{name}={value!r}: expected a positive int of at most {MAX_WIDTH}",
+        )
 
 
 def check_square_side(config: GANConfig, model: str, sides: tuple[int, ...] | None = None, *, multiple: int = 1, minimum: int = 1) -> int:

@@ -43,7 +43,7 @@ import torch
 from torch import nn
 
 from ..errors import check
-from .base import Discriminator, GANConfig, Generator, doublings
+from .base import Discriminator, GANConfig, Generator, check_positive_ints, doublings
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,9 +56,7 @@ class DCGANConfig(GANConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        for name in ("g_channels", "d_channels", "embed_dim"):
-            value = getattr(self, name)
-            check(isinstance(value, int) and value > 0, f"{name}={value!r}: expected a positive int")
+        check_positive_ints(self, "g_channels", "d_channels", "embed_dim")
         check(self.image_shape[1] == self.image_shape[2], f"image_shape={self.image_shape}: expected square images (H == W)")
         doublings(self.image_shape[1])  # raises for sizes the stride-2 stack cannot make
 

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -41,6 +40,7 @@ from ..io import atomic_write_json
 from ..losses import GANLoss, get_loss
 from ..models import MODELS, GeneratorBank, build_gan
 from ..models.base import Generator
+from ..outputs import BANK_FILES, replace_folder
 from ..plots import save_grid
 from .gan_trainer import GANTrainer, GANTrainerConfig
 from .registry import get_trainer_class
@@ -64,14 +64,19 @@ def member_folder(label: int, name: str) -> str:
     return f"class_{label:02d}_{re.sub(r'[^A-Za-z0-9_-]+', '_', name).strip('_') or 'class'}"
 
 
-def prepare_bank_dir(out_dir: str | Path, *, overwrite: bool = False) -> Path:
-    """Make sure ``out_dir`` can take a new bank: new, empty, or (with ``overwrite``) an old bank or run."""
+def prepare_bank_dir(out_dir: str | Path, *, overwrite: bool = False, dry_run: bool = False) -> Path:
+    """Make sure ``out_dir`` can take a new bank: new, empty, or (with ``overwrite``) an old bank or run.
+
+    With ``dry_run``, only check (remove and create nothing).
+    """
     out = Path(out_dir)
     if is_bank_dir(out):
         if not overwrite:
             raise GanEduError(f"--out {out}: a bank already exists there; use --resume {out} to continue it or --overwrite to replace it")
-        shutil.rmtree(out)
-    return prepare_out_dir(out, overwrite=overwrite)
+        replace_folder(out, BANK_FILES, "bank", dry_run=dry_run)  # refuses when a file there is not gan-edu's
+        if dry_run:
+            return out
+    return prepare_out_dir(out, overwrite=overwrite, dry_run=dry_run)
 
 
 def read_bank_manifest(bank_dir: str | Path) -> dict[str, Any]:

@@ -53,18 +53,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     """
     path = Path(path)
     check(path.is_file(), f"{path}: no such checkpoint file; expected {EXPECTED}")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # torch warns about foreign pickle protocols: the error below says it all
-            state = torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as e:
-        reason = _unpickler_reason(e)
-        if reason.startswith("Unsupported global"):  # the file names a function or class to call: code
-            raise GanEduError(f"{path}: refused, it asks to run code when loaded ({reason}); expected {EXPECTED}") from None
-        raise GanEduError(f"{path}: truncated or corrupt checkpoint ({reason}); expected {EXPECTED}") from None
-    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise GanEduError(f"{path}: truncated or corrupt checkpoint ({first}); expected {EXPECTED}") from None
+    state = safe_torch_load(path, "checkpoint", EXPECTED, map_location=map_location)
     check(
         isinstance(state, dict) and state.get("format") == FORMAT,
         f"{path}: not a gan-edu checkpoint; expected {EXPECTED}",
@@ -72,7 +61,65 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     return state
 
 
-def _unpickler_reason(e: pickle.UnpicklingError) -> str:
+def safe_torch_load(path: Path, what: str, expected: str, *, map_location: str | torch.device = "cpu") -> Any:
+    """``torch.load(path, weights_only=True)`` with one-line errors: a file that asks to run code is
+    refused and names the function it asks for; a truncated or corrupt file says so.
+
+    Args:
+        path: the file.
+        what: what the file should be, for the message ("checkpoint").
+        expected: what was expected, for the message.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch warns about foreign pickle protocols: the error below says it all
+            return torch.load(path, map_location=map_location, weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError) as e:  # torch < 2.4 raised some refusals as RuntimeError
+        code = unpickler_global(str(e)) if isinstance(e, pickle.UnpicklingError) or "eights only" in str(e) else None
+        if code is not None:  # the file names a function or class to call: code
+            raise GanEduError(f"{path}: refused: the file asks to run code ({code}); expected {expected}") from None
+        reason = _unpickler_reason(e) if isinstance(e, pickle.UnpicklingError) else _first_line(e)
+        raise GanEduError(f"{path}: truncated or corrupt {what} ({reason}); expected {expected}") from None
+    except (EOFError, OSError, zipfile.BadZipFile, ValueError) as e:
+        raise GanEduError(f"{path}: truncated or corrupt {what} ({_first_line(e)}); expected {expected}") from None
+
+
+def _first_line(e: BaseException) -> str:
+    return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+
+
+#: How torch's restricted unpickler names what a file asks it to call, across the supported versions:
+#: "Unsupported global: GLOBAL os.system was not an allowed global" (2.4 on), "Trying to load
+#: unsupported GLOBAL posix.system whose module posix is blocked" (blocked modules, 2.6 on),
+#: "Unsupported class os.system" (before 2.4), "Trying to call reduce for unrecognized function
+#: <built-in function system>" and "Can only create new object ... but got <class 'x.Y'>".
+_CODE_PATTERNS = (
+    re.compile(r"\bGLOBAL\s+([A-Za-z_][\w.]*)"),
+    re.compile(r"Unsupported class\s+([A-Za-z_][\w.]*)"),
+    re.compile(r"unrecognized function\s+(<[^>]*>|\S+)"),
+    re.compile(r"but got\s+(<class '[^']*'>)"),
+)
+
+
+def unpickler_global(message: str) -> str | None:
+    """The function or class a refused pickle asks to call, read from torch's error text; None
+    when the error is about something else (a truncated or corrupt file).
+
+    >>> unpickler_global("Weights only load failed. ... Trying to load unsupported GLOBAL posix.system whose module posix is blocked.")
+    'posix.system'
+    >>> unpickler_global("Weights only load failed. ... WeightsUnpickler error: Unsupported global: GLOBAL builtins.eval was not an allowed global by default.")
+    'builtins.eval'
+    >>> unpickler_global("Weights only load failed. ... WeightsUnpickler error: Unsupported operand 149") is None
+    True
+    """
+    for pattern in _CODE_PATTERNS:
+        match = pattern.search(message)
+        if match:
+            return match.group(1).rstrip(".")[:120]
+    return None
+
+
+def _unpickler_reason(e: BaseException) -> str:
     """The one useful line of torch's weights-only error (its text is a page of advice)."""
     text = str(e)
     match = re.search(r"WeightsUnpickler error:\s*(.+)", text)

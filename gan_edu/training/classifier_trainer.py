@@ -99,6 +99,10 @@ class ClassifierTrainer(Trainer):
             "data": {"name": getattr(dataset, "name", None), "options": getattr(dataset, "options", {}), "size": len(dataset) if dataset is not None else 0},
         }
 
+    def resume_hint(self) -> str:
+        # No command resumes a classifier run (``gan-edu train --resume`` is for GANs): say so plainly.
+        return "a classifier run has no resume command; to finish the experiment, run the same gan-edu pipeline command again with --overwrite (it starts over)"
+
     def fit(self, data: Any) -> list[dict[str, Any]]:
         loader = self.make_loader(data)
         self.total_steps = len(loader) * self.config.epochs

@@ -22,6 +22,7 @@ class TrainerConfig:
     log_every: int = 25  # steps between metric logs; logs are the only host syncs of the loop
     checkpoint_every: int | None = None  # steps between extra checkpoints; one is always written per epoch
     progress: bool = True  # tqdm progress bar on stderr
+    tensorboard: bool = False  # also log to RUN_DIR/tensorboard/ for TensorBoard (needs the tensorboard package)
     flip: bool = False  # random horizontal flips (not for digits or text-like data)
     balanced: bool = False  # draw every class equally often (with replacement): for unbalanced data
     # -- speed switches: safe defaults; see docs/performance.md for what each one buys ----------
@@ -42,6 +43,10 @@ class TrainerConfig:
             value = getattr(self, name)
             check(value is None or (isinstance(value, int) and value > 0), f"{name}={value!r}: expected a positive int or None")
         check(isinstance(self.seed, int) and self.seed >= 0, f"seed={self.seed!r}: expected a non-negative int")
+        if self.tensorboard:
+            from .tensorboard import check_tensorboard
+
+            check_tensorboard()  # a missing package is one line now, not a traceback after the first epoch
         check(self.precision in PRECISIONS, f"precision={self.precision!r}: expected one of {', '.join(PRECISIONS)}")
         device = resolve_device(self.device)  # fails early on a nonsense device
         check(

@@ -9,7 +9,6 @@ functions; they are equally usable from Python.
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ from ..io import check_writable
 from ..losses import GANLoss, get_loss
 from ..models import build_gan
 from ..models.base import MODULE_CLASSES
+from ..outputs import RUN_FILES, replace_folder
 from .distributed import World
 from .gan_trainer import GANTrainer, GANTrainerConfig
 from .registry import get_trainer_class
@@ -36,11 +36,12 @@ def prepare_out_dir(out_dir: str | Path, *, overwrite: bool = False, dry_run: bo
 
     Args:
         out_dir: the run folder.
-        overwrite: delete an old run there.
+        overwrite: delete an old run there, if it holds only files gan-edu writes in a run.
         dry_run: only check; neither delete nor create anything.
 
     Raises:
-        GanEduError: the folder holds a run and ``overwrite`` is False, or it holds other files.
+        GanEduError: the folder holds a run and ``overwrite`` is False, or it holds other files
+            (then nothing is removed, even with ``overwrite``).
     """
     out = Path(out_dir)
     if out.exists():
@@ -52,8 +53,7 @@ def prepare_out_dir(out_dir: str | Path, *, overwrite: bool = False, dry_run: bo
                 raise GanEduError(f"--out {out}: folder exists and is not a gan-edu run; expected a new or empty folder")
             if not overwrite:
                 raise GanEduError(f"--out {out}: a run already exists there; use --resume {out} to continue it or --overwrite to replace it")
-            if not dry_run:
-                shutil.rmtree(out)
+            replace_folder(out, RUN_FILES, "run", dry_run=dry_run)  # refuses when a file there is not gan-edu's
     if not dry_run:
         out.mkdir(parents=True, exist_ok=True)
     return out
@@ -135,6 +135,8 @@ def resume_gan_run(run_dir: str | Path, **overrides: Any) -> tuple[GANTrainer, I
         data_name = cfg["data"]["name"]
     except (KeyError, TypeError) as e:
         raise GanEduError(f"{run_dir / CONFIG_NAME}: not a GAN run config (missing {e}); expected the config.json gan-edu train wrote") from None
+    except GanEduError as e:  # a size out of range or beyond this machine's memory: refused before anything was built
+        raise GanEduError(f"{run_dir / CONFIG_NAME}: {e}") from None
     dataset = load_dataset(data_name, split, **data_options)
     if classes is not None:
         dataset = dataset.subset(classes)

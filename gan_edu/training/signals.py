@@ -61,8 +61,8 @@ class StopSignals:
             signal.signal(sig, old)
 
 
-def interrupted(signum: int, step: int, run_dir: Path | None, resume_command: str | None) -> TrainingInterrupted:
+def interrupted(signum: int, step: int, run_dir: Path | None, hint: str | None) -> TrainingInterrupted:
     """The error a stopped run ends with: which signal, after which step, where, and how to go on."""
     where = f" in {run_dir}" if run_dir is not None else ""
     text = f"{signal.Signals(signum).name} received: stopped after step {step}, checkpoint written{where}"
-    return TrainingInterrupted(text + (f"; resume with: {resume_command}" if resume_command else ""))
+    return TrainingInterrupted(text + (f"; {hint}" if hint else ""))

@@ -72,6 +72,10 @@ class Trainer(SpeedSwitches, ABC):
         self.set_up_device(config)  # self.world, self.device, self.scaler: see SpeedSwitches
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self.callbacks: list[Callback] = list(self.default_callbacks()) + list(callbacks)
+        if config.tensorboard:
+            from .tensorboard import TensorBoardLogger
+
+            self.callbacks.append(TensorBoardLogger())
         self.step = 0
         self.epoch = 0
         self.batch_in_epoch = 0  # batches of the current epoch already done (for mid-epoch resume)
@@ -144,7 +148,7 @@ class Trainer(SpeedSwitches, ABC):
         self.elapsed = time.perf_counter() - self._fit_start
         received = distributed.agreed_stop(self.signals.received, self.world, self.device)
         if received is not None:
-            raise interrupted(received, self.step, self.out_dir, self.resume_command())
+            raise interrupted(received, self.step, self.out_dir, self.resume_hint())
         for cb in self.rank_callbacks:
             cb.on_fit_end(self)
         distributed.barrier(self.world)  # every rank returns once rank 0 has written its files
@@ -190,6 +194,11 @@ class Trainer(SpeedSwitches, ABC):
             cb.on_epoch_end(self)
         self.save_checkpoint()
         return True
+
+    def resume_hint(self) -> str | None:
+        """What an interrupted run tells the user to do next: the resume command, when there is one."""
+        command = self.resume_command()
+        return f"resume with: {command}" if command else None
 
     def _done(self) -> bool:
         cfg = self.config

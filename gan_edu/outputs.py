@@ -1,0 +1,97 @@
+"""The files gan-edu writes in its folders, so that ``--overwrite`` removes only those.
+
+A run folder, a bank folder and an experiment folder each hold a known set of files. Replacing
+one with ``--overwrite`` first checks that every file in it is one that gan-edu writes there
+(by name, below); a folder that also holds anything else (``notes.txt``, a picture of your own,
+a symbolic link) is refused with one line naming it, and nothing is removed. Only a folder that
+holds nothing but gan-edu's own files is deleted and started afresh.
+
+A feature that writes a new kind of file into one of these folders adds its name here;
+``tests/test_reliability.py`` overwrites a run that holds every kind, so a missing name fails
+there, never by deleting a user's file.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from pathlib import Path
+
+from .errors import GanEduError
+
+#: Files of a training run (``gan-edu train``; also a classifier's run and each member of a bank).
+RUN_FILES = (
+    r"config\.json",
+    r"history\.jsonl",
+    r"samples\.(png|gif)",
+    r"losses\.png",
+    r"checkpoints/last\.pt",
+    r"samples/step_\d+\.png",
+    r"(generator|generator_online|discriminator|classifier)/(config\.json|model\.safetensors)",
+    r"tensorboard/events\.out\.tfevents\.[^/]+",
+)
+
+#: Files of a per-class bank (``gan-edu train --per-class``): a manifest, the joined generator, one run per class.
+BANK_FILES = (
+    r"bank\.json",
+    r"samples\.png",
+    r"generator/(config\.json|model\.safetensors)",
+    *(rf"class_\d+_[^/]+/{f}" for f in RUN_FILES),
+)
+
+#: Files of a c vs c' experiment (``gan-edu pipeline``): the report, the export, the GAN and the two classifiers.
+EXPERIMENT_FILES = (
+    r"report\.(json|md)",
+    r"(confusion|per_class_accuracy|samples_per_class)\.png",
+    r"synthetic_preview\.npz",
+    r"generator\.(onnx|json)",
+    r"generator\.class\d+\.onnx",
+    *(rf"gan/{f}" for f in (*RUN_FILES, *BANK_FILES)),
+    *(rf"(c|c_prime)/{f}" for f in RUN_FILES),
+)
+
+#: A temporary file of an atomic write cut off by a kill (``.NAME.XXXXXXXX.tmp``), anywhere.
+_TEMPORARY = r"(.+/)?\.[^/]+\.[a-z0-9_]{8}\.tmp"
+
+
+def foreign_files(folder: str | os.PathLike[str], patterns: tuple[str, ...]) -> list[Path]:
+    """The files (and symbolic links) under ``folder`` whose path matches none of ``patterns``.
+
+    Folders themselves are never foreign: a folder holding only gan-edu's files is gan-edu's.
+    """
+    folder = Path(folder)
+    allowed = re.compile("|".join(f"(?:{p})" for p in (*patterns, _TEMPORARY)))
+    foreign = []
+    for root, dirs, files in os.walk(folder, followlinks=False):
+        here = Path(root)
+        links = [d for d in dirs if (here / d).is_symlink()]  # a link to a folder is not walked: it is not ours
+        for name in sorted(files + links):
+            rel = (here / name).relative_to(folder).as_posix()
+            if (here / name).is_symlink() or not allowed.fullmatch(rel):
+                foreign.append(here / name)
+    return foreign
+
+
+def replace_folder(folder: str | os.PathLike[str], patterns: tuple[str, ...], kind: str, *, dry_run: bool = False) -> None:
+    """Delete ``folder`` for ``--overwrite``, or refuse with one line when it holds a file gan-edu did not write.
+
+    Args:
+        folder: the old run, bank or experiment.
+        patterns: the files gan-edu writes there (:data:`RUN_FILES`, :data:`BANK_FILES`, :data:`EXPERIMENT_FILES`).
+        kind: "run", "bank" or "experiment", for the message.
+        dry_run: only check; remove nothing.
+
+    Raises:
+        GanEduError: a file (or link) in ``folder`` is not one gan-edu writes there; nothing was removed.
+    """
+    folder = Path(folder)
+    foreign = foreign_files(folder, patterns)
+    if foreign:
+        more = f" and {len(foreign) - 1} more" if len(foreign) > 1 else ""
+        raise GanEduError(
+            f"--out {folder}: --overwrite would delete {foreign[0].relative_to(folder)}{more}, which gan-edu did not write; "
+            f"expected {'an' if kind[0] in 'aeiou' else 'a'} {kind} folder holding only gan-edu's files (move yours away, or choose another --out)"
+        )
+    if not dry_run:
+        shutil.rmtree(folder)
