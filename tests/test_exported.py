@@ -15,7 +15,14 @@ from test_export import NAMES, run_without_torch, tiny_generator
 from gan_edu.cli import main
 from gan_edu.errors import GanEduError
 from gan_edu.export import OnnxGenerator, export_generator
-from gan_edu.export.card import CARD_FORMAT, CONTRACT_KEYS, card_problems, graph_contract, make_card, write_picture
+from gan_edu.export.card import (
+    CARD_FORMAT,
+    CONTRACT_KEYS,
+    card_problems,
+    graph_contract,
+    make_card,
+    write_picture,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 EXPORTED = ROOT / "exported"

@@ -60,7 +60,8 @@ def test_the_check_stays_out_of_exported_graphs(tmp_path):
 def test_onnx_generator_refuses_labels_out_of_range(exported):
     og = OnnxGenerator(exported)
     for bad in (-1, K, 1000):
-        for call in (lambda: og.sample(2, [0, bad]), lambda: og.generate(og.latent(2, seed=0), [bad, 0]), lambda: next(og.iter_sample(2, [0, bad]))):
+        calls = (lambda b=bad: og.sample(2, [0, b]), lambda b=bad: og.generate(og.latent(2, seed=0), [b, 0]), lambda b=bad: next(og.iter_sample(2, [0, b])))
+        for call in calls:
             with pytest.raises(GanEduError, match=rf"labels in \[{min(0, bad)}, {max(0, bad)}\]: expected labels in \[0, {K - 1}\] \({K} classes\)"):
                 call()
 
