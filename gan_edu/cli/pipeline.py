@@ -10,7 +10,7 @@ from typing import Any
 from ..models import MODELS
 from ..models.classifier import CLASSIFIERS
 from ..pipeline import PIPELINE_DATASETS, PipelineConfig, run_pipeline
-from .args import positive_float, positive_int
+from .train import positive_float, positive_int
 
 
 def register(sub: Any) -> None:
