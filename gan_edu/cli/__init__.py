@@ -25,35 +25,51 @@ class ArgumentParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def build_parser() -> ArgumentParser:
-    from . import data, export, fid, models, pipeline, quickstart, train
+#: Each command's module, in the order of ``gan-edu --help``. ``main`` imports only the module
+#: of the command it runs, so ``gan-edu sample`` (onnxruntime and numpy only) starts without torch.
+COMMANDS = {
+    "quickstart": "quickstart", "train": "train", "data": "data", "export": "export", "sample": "export",
+    "models": "models", "pipeline": "pipeline", "card": "card", "serve-demo": "serve_demo", "fid": "fid",
+}
+
+
+def build_parser(command: str | None = None) -> ArgumentParser:
+    """The ``gan-edu`` parser: every command, or only ``command``'s module when it is known."""
+    import importlib
 
     parser = ArgumentParser(prog=PROG, description="gan-edu: learn, try and ship DCGANs in plain PyTorch.")
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=ArgumentParser)
-    for module in (quickstart, train, data, export, models, pipeline, fid):
-        module.register(sub)
+    names = [COMMANDS[command]] if command in COMMANDS else list(dict.fromkeys(COMMANDS.values()))
+    for name in names:
+        importlib.import_module(f"{__name__}.{name}").register(sub)
     return parser
+
+
+def command_word(argv: Sequence[str]) -> str | None:
+    """The command named in ``argv`` (its first word that is not an option), or None."""
+    return next((a for a in argv if not a.startswith("-")), None)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
-    from ..training.trainer import TrainingDiverged, TrainingInterrupted
-
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(command_word(argv))
     args = parser.parse_args(argv)
     if getattr(args, "func", None) is None:
         parser.print_help(sys.stderr)
         return 2
     try:
         return int(args.func(args) or 0)
-    except TrainingInterrupted as e:
-        print(f"{PROG}: {e}", file=sys.stderr)
-        return 130
-    except TrainingDiverged as e:
-        print(f"{PROG}: error: {e}", file=sys.stderr)
-        return 1
     except GanEduError as e:
+        # The training errors exist only where the trainer was loaded: never in `gan-edu sample`.
+        trainer = sys.modules.get("gan_edu.training.trainer")
+        if trainer is not None and isinstance(e, trainer.TrainingInterrupted):
+            print(f"{PROG}: {e}", file=sys.stderr)
+            return 130
+        if trainer is not None and isinstance(e, trainer.TrainingDiverged):
+            print(f"{PROG}: error: {e}", file=sys.stderr)
+            return 1
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -15,7 +15,7 @@ from typing import Any
 
 from ..errors import GanEduError, check
 from ..io import check_writable
-from .train import non_negative_int, positive_int
+from .args import non_negative_int, positive_int
 
 
 def labels_list(text: str) -> list[int]:

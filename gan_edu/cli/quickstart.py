@@ -18,7 +18,7 @@ from typing import Any
 from ..errors import check
 from ..io import atomic_open
 from ..pipeline import PipelineConfig, run_pipeline
-from .train import non_negative_int, positive_int
+from .args import non_negative_int, positive_int
 
 #: Budgets chosen so the whole run ends in under 5 minutes on 2 CPU cores (measured: see README).
 QUICKSTART = PipelineConfig(

@@ -20,36 +20,7 @@ from ..training.bank import is_bank_dir, prepare_bank_dir, resume_bank, train_ba
 from ..training.distributed import World
 from ..training.registry import get_trainer_class
 from ..training.runs import new_gan_run, resume_gan_run
-
-
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an int; expected a positive int") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{text} is not positive; expected a positive int")
-    return value
-
-
-def non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an int; expected an int >= 0") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text} is negative; expected an int >= 0")
-    return value
-
-
-def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number; expected a positive number") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{text} is not positive; expected a positive number")
-    return value
+from .args import non_negative_int, positive_float, positive_int
 
 
 def add_trainer_arguments(p: argparse.ArgumentParser) -> None:

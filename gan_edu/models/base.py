@@ -93,6 +93,30 @@ class GANConfig:
         return cls(**values)
 
 
+def refuse_labels_out_of_range(module: GANModule, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    """Forward pre-hook of every model: labels outside ``[0, num_classes)`` raise a one-line error.
+
+    Without it a label of -1 or K fails deep inside ``nn.Embedding`` (an IndexError on the CPU, a
+    device-side assert on CUDA), a bank returns a blank image, and an exported graph quietly
+    reads -1 as class K-1. Registered in :class:`GANModule`, so a variant that overrides
+    ``forward`` keeps it. Skipped while tracing or compiling (the graph cannot hold a Python
+    check) and for training batches on an accelerator (reading the labels back would stall the
+    GPU every step; they come from a data set whose labels were checked when it was loaded).
+    """
+    if module.num_classes is None or torch.jit.is_tracing() or torch.compiler.is_compiling():
+        return
+    labels = args[1] if len(args) > 1 else kwargs.get("labels")
+    if not isinstance(labels, torch.Tensor) or labels.is_floating_point() or labels.numel() == 0:
+        return  # nothing to check here; forward's own checks handle missing or malformed labels
+    if module.training and labels.device.type != "cpu":
+        return
+    lo, hi = (int(v) for v in torch.aminmax(labels))
+    check(
+        0 <= lo and hi < module.num_classes,
+        f"labels in [{lo}, {hi}]: expected labels in [0, {module.num_classes - 1}] ({module.num_classes} classes of {type(module).__name__})",
+    )
+
+
 class GANModule(nn.Module):
     """What generators and discriminators share: a config, a device, saving and loading."""
 
@@ -107,6 +131,7 @@ class GANModule(nn.Module):
         self.config = config
         if torch.get_default_device().type != "meta":  # the estimate below builds this model on meta
             check_fits_in_memory(type(self), config)
+        self.register_forward_pre_hook(refuse_labels_out_of_range, with_kwargs=True)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
