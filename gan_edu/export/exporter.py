@@ -113,6 +113,10 @@ def export_generator(
     class_names: list[str] | tuple[str, ...] | None = None,
     training_data: dict[str, Any] | None = None,
     dynamo: bool = False,
+    precision: str = "fp32",
+    quantize: str | None = None,
+    quality_run: str | Path | None = None,
+    allow_quality_loss: bool = False,
 ) -> Path:
     """Export a generator to ONNX, check it, then write it atomically.
 
@@ -129,16 +133,29 @@ def export_generator(
         output: ``"float"`` (``(N, C, H, W)`` in [-1, 1]) or ``"uint8"`` (``(N, H, W, C)``).
         class_names: names of the classes; default: the bank's or the run's training data's.
         training_data: what the model was trained on; default: from the run folder.
-        dynamo: use the torch.export-based exporter instead of the TorchScript one (see the
-            module docstring for why the default is False).
+        dynamo: use the torch.export-based exporter instead of the TorchScript one (see
+            docs/onnx.md for why the default is False).
+        precision: ``"fp32"``, or ``"fp16"`` for the half-precision variant (GPUs, the browser).
+        quantize: None, or ``"int8"`` for the statically quantized variant (CPUs).
+        quality_run: for a variant: a ``gan-edu pipeline`` folder whose classifier c measures the
+            change in GAN-test and Fréchet distance (see :mod:`gan_edu.export.variants`).
+        allow_quality_loss: write a variant past its quality bounds (with a warning) instead of refusing.
+
+    A variant is written with its quality cost against the fp32 graph in ``NAME.quality.json``.
 
     Returns:
         The file written (the manifest for a bank).
 
     Raises:
         GanEduError: a bad argument, or a folder that holds no generator.
-        ExportCheckFailed: the graph failed ``onnx.checker`` or the parity check.
+        ExportCheckFailed: the graph failed ``onnx.checker`` or the parity check, or a variant
+            exceeds its quality bounds (without ``allow_quality_loss``).
     """
+    check(precision in ("fp32", "fp16"), f"precision={precision!r}: expected 'fp32' or 'fp16'")
+    check(quantize in (None, "int8"), f"quantize={quantize!r}: expected None or 'int8'")
+    check(precision == "fp32" or quantize is None, "precision='fp16' with quantize='int8': expected one variant at a time")
+    variant = quantize or (precision if precision != "fp32" else None)
+    check(variant is not None or quality_run is None, "quality_run is for a variant: expected precision='fp16' or quantize='int8' with it")
     check(output in OUTPUTS, f"output={output!r}: expected one of {', '.join(OUTPUTS)}")
     top = onnx_max_opset() if dynamo else TORCHSCRIPT_MAX_OPSET
     check(
@@ -164,11 +181,19 @@ def export_generator(
     options = {"opset": opset, "dynamic_batch": dynamic_batch, "dynamo": dynamo}
     model = copy.deepcopy(model).cpu().eval()  # the caller's module keeps its device and mode
     if isinstance(model, GeneratorBank):
+        check(variant is None, f"a {variant} variant of a GeneratorBank: not supported; expected a single generator (export the bank in fp32)")
         return _export_bank(model, path, info, **options)
     check(path.suffix == ".onnx", f"{path}: expected a path ending in .onnx")
     data = export_graph(model, info, **options)
+    record = None
+    if variant is not None:
+        from .variants import checked_variant
+
+        data, record = checked_variant(data, variant, info, quality_run=quality_run, allow_quality_loss=allow_quality_loss)
     with atomic_open(path, "wb") as f:
         f.write(data)
+    if record is not None:
+        atomic_write_json(path.with_suffix(".quality.json"), record)
     return path
 
 

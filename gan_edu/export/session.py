@@ -160,7 +160,13 @@ def optimized_model(path: Path, providers: Sequence[str]) -> Path | None:
     key = hashlib.sha256(data + json.dumps([ort.__version__, list(providers)]).encode()).hexdigest()[:16]
     cached = path.with_name(f".{path.stem}{CACHE_TAG}{key}.onnx")
     if cached.is_file():
-        return None if _has_external_data(cached.read_bytes()) else cached  # never written with any: not ours
+        try:
+            if not _has_external_data(cached.read_bytes()):  # never written with any: such a file is not ours
+                return cached
+        except Exception:  # damaged (protobuf's DecodeError): made again below
+            pass
+        with contextlib.suppress(OSError):
+            cached.unlink()
     if _has_external_data(data):
         return None
     try:  # onnxruntime writes a temporary sibling (atomic_open's naming), then it is moved into place
@@ -275,7 +281,7 @@ class GraphSession:
             binding.bind_ortvalue_input(name, ort.OrtValue.ortvalue_from_numpy(array, "cuda", 0))
         buffers = self._cuda_outputs.__dict__.setdefault("by_shape", {})
         if out.shape not in buffers:
-            buffers[out.shape] = ort.OrtValue.ortvalue_from_shape_and_type(list(out.shape), out.dtype, "cuda", 0)
+            buffers[out.shape] = ort.OrtValue.ortvalue_from_shape_and_type(list(out.shape), out.dtype.type, "cuda", 0)
         binding.bind_ortvalue_output(IMAGES_OUTPUT, buffers[out.shape])
         self.session.run_with_iobinding(binding)
         out[:] = buffers[out.shape].numpy()  # the one copy back to the host
