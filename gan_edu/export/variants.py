@@ -5,7 +5,9 @@
   browser: half the file, and tensor cores. On a CPU onnxruntime runs the nodes it has no fp16
   kernel for in float32 after inserted casts: no faster there.
 * ``int8``: static quantization with onnxruntime's tools (QDQ format, int8 weights per output
-  channel, uint8 activations), calibrated on noise batches drawn with their own seed. For CPUs.
+  channel, uint8 activations), calibrated on noise batches drawn with their own seed; the output
+  layer (the last convolution, a few hundred weights) stays in float, since its rounding lands
+  directly on the pixels. Four times smaller; for CPUs.
 
 Every variant is judged against the fp32 graph of the same export on the same noise
 (:func:`quality_cost`): the pixel difference always; with an experiment folder's test classifier
@@ -89,9 +91,11 @@ def _quantize_int8(data: bytes, info: GeneratorInfo) -> Any:
         source, prepared, out = Path(tmp) / "fp32.onnx", Path(tmp) / "prepared.onnx", Path(tmp) / "int8.onnx"
         source.write_bytes(data)
         quant_pre_process(str(source), str(prepared))  # shape inference and onnxruntime's graph clean-up, as its docs ask
+        convolutions = [n.name for n in onnx.load(str(prepared)).graph.node if n.op_type in ("Conv", "ConvTranspose")]
         quantize_static(
             str(prepared), str(out), NoiseBatches(), quant_format=QuantFormat.QDQ, per_channel=True,
             activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+            nodes_to_exclude=convolutions[-1:],  # the output layer in float: mean cost 2.0 -> 0.8 levels on the shipped model
         )
         return onnx.load(str(out))
 
