@@ -86,8 +86,10 @@ def test_exported_graph_has_no_batch_norm_and_matches_the_unfolded_module(tmp_pa
 def test_optimized_graph_is_cached_reused_and_matches_pytorch(tmp_path):
     g = tiny_generator()
     path = export_generator(g, tmp_path / "g.onnx")
-    og = OnnxGenerator(path)
+    first = OnnxGenerator(path)  # loads the model itself, checks it, then writes the cache
     [cached] = cache_files(tmp_path)
+    assert first._members[0].optimized_path is None
+    og = OnnxGenerator(path)
     assert og._members[0].optimized_path == cached
     assert np.abs(og.sample(64, seed=2) - torch_images(g, og, 64, 2)).max() <= 1e-4  # parity on the optimized graph
     stamp = cached.stat().st_mtime_ns
@@ -103,6 +105,13 @@ def test_cache_is_replaced_when_the_model_changes(tmp_path):
     path = export_generator(tiny_generator(seed=0), tmp_path / "g.onnx")
     OnnxGenerator(path)
     [old] = cache_files(tmp_path)
+    h = onnx.helper
+    x, y = (h.make_tensor_value_info(name, onnx.TensorProto.FLOAT, [4]) for name in "xy")
+    plain = h.make_model(h.make_graph([h.make_node("Identity", ["x"], ["y"])], "g", [x], [y]), opset_imports=[h.make_opsetid("", 17)], ir_version=9)
+    (tmp_path / "plain.onnx").write_bytes(plain.SerializeToString())
+    with pytest.raises(Exception, match="not a gan-edu generator"):
+        OnnxGenerator(tmp_path / "plain.onnx")
+    assert cache_files(tmp_path) == [old]  # a file that is not a gan-edu generator leaves no cache
     g2 = tiny_generator(seed=5)
     export_generator(g2, path)  # same file name, other weights
     og = OnnxGenerator(path)
@@ -130,10 +139,11 @@ def test_read_only_folder_and_broken_cache_fall_back_to_the_model(tmp_path, monk
     monkeypatch.undo()
     OnnxGenerator(path)
     [cached] = cache_files(tmp_path)
-    cached.write_bytes(b"not a model")  # a damaged cache file is made again
+    cached.write_bytes(b"not a model")  # a damaged cache file: the model itself is loaded, the cache made again
     og = OnnxGenerator(path)
-    assert og._members[0].optimized_path == cached and onnx.load(str(cached)).graph.node
+    assert og._members[0].optimized_path is None and onnx.load(str(cached)).graph.node
     assert np.abs(og.sample(16, seed=4) - expected).max() <= 1e-4
+    assert OnnxGenerator(path)._members[0].optimized_path == cached
 
 
 # -- session settings ---------------------------------------------------------------------------------

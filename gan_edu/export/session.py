@@ -140,8 +140,11 @@ def session_options(*, intra_op_num_threads: int | None = None, level: str = "al
     return options
 
 
-def optimized_model(path: Path, providers: Sequence[str]) -> Path | None:
-    """The cached optimized version of ``path``, made now if missing; None when it cannot be cached.
+def optimized_model(path: Path, providers: Sequence[str], *, make: bool = True) -> Path | None:
+    """The cached optimized version of ``path``, made now if missing (``make``); None when there is none.
+
+    Call it with ``make=True`` only for a model already loaded and checked: a file that is not a
+    gan-edu generator must leave no cache behind.
 
     The cache is the hidden file ``.NAME.optimized-KEY.onnx`` next to ``NAME.onnx``; ``KEY`` hashes the model
     file's bytes, the onnxruntime version and the providers, so a changed model (or runtime) gets
@@ -167,7 +170,7 @@ def optimized_model(path: Path, providers: Sequence[str]) -> Path | None:
             pass
         with contextlib.suppress(OSError):
             cached.unlink()
-    if _has_external_data(data):
+    if not make or _has_external_data(data):
         return None
     try:  # onnxruntime writes a temporary sibling (atomic_open's naming), then it is moved into place
         fd, tmp = tempfile.mkstemp(prefix=f".{cached.name}.", suffix=".tmp", dir=path.parent)
@@ -212,7 +215,7 @@ class GraphSession:
         import onnxruntime as ort
 
         options = session_options(intra_op_num_threads=intra_op_num_threads)
-        source = (optimized_model(path, providers) if cache else None) or path
+        source = (optimized_model(path, providers, make=False) if cache else None) or path
         self.session, self.optimized_path = None, None  # optimized_path: the cached graph really loaded
         for candidate in dict.fromkeys([source, path]):  # a cached file that fails to load: the model itself
             try:
@@ -237,6 +240,8 @@ class GraphSession:
         )
         batch = inputs[Z_INPUT].shape[0]
         self.fixed_batch = batch if isinstance(batch, int) and batch > 0 else None  # exported with dynamic_batch=False
+        if cache and self.optimized_path is None:  # a checked gan-edu graph: cache its optimized form for the next load
+            optimized_model(path, providers)
 
     def run(self, z: np.ndarray, labels: np.ndarray | None, out: np.ndarray) -> None:
         """Write the images of ``z`` (float32 ``(n, latent_dim)``) and ``labels`` into ``out``.
