@@ -86,9 +86,7 @@ def test_exported_graph_has_no_batch_norm_and_matches_the_unfolded_module(tmp_pa
 def test_optimized_graph_is_cached_reused_and_matches_pytorch(tmp_path):
     g = tiny_generator()
     path = export_generator(g, tmp_path / "g.onnx")
-    first = OnnxGenerator(path)  # loads the model itself, checks it, then writes the cache
-    [cached] = cache_files(tmp_path)
-    assert first._members[0].optimized_path is None
+    [cached] = cache_files(tmp_path)  # written by the export
     og = OnnxGenerator(path)
     assert og._members[0].optimized_path == cached
     assert np.abs(og.sample(64, seed=2) - torch_images(g, og, 64, 2)).max() <= 1e-4  # parity on the optimized graph
@@ -103,7 +101,6 @@ def test_optimized_graph_is_cached_reused_and_matches_pytorch(tmp_path):
 
 def test_cache_is_replaced_when_the_model_changes(tmp_path):
     path = export_generator(tiny_generator(seed=0), tmp_path / "g.onnx")
-    OnnxGenerator(path)
     [old] = cache_files(tmp_path)
     h = onnx.helper
     x, y = (h.make_tensor_value_info(name, onnx.TensorProto.FLOAT, [4]) for name in "xy")
@@ -111,9 +108,13 @@ def test_cache_is_replaced_when_the_model_changes(tmp_path):
     (tmp_path / "plain.onnx").write_bytes(plain.SerializeToString())
     with pytest.raises(Exception, match="not a gan-edu generator"):
         OnnxGenerator(tmp_path / "plain.onnx")
-    assert cache_files(tmp_path) == [old]  # a file that is not a gan-edu generator leaves no cache
+    assert cache_files(tmp_path) == [old]  # loading never writes a cache
+    changed = onnx.load(str(path))
+    changed.doc_string += " (edited)"
+    onnx.save(changed, str(path))  # the file changed: its old cache no longer matches
+    assert OnnxGenerator(path)._members[0].optimized_path is None
     g2 = tiny_generator(seed=5)
-    export_generator(g2, path)  # same file name, other weights
+    export_generator(g2, path)  # exported again, other weights: a new cache, the stale one deleted
     og = OnnxGenerator(path)
     [new] = cache_files(tmp_path)
     assert new != old and not old.exists()
@@ -124,6 +125,8 @@ def test_read_only_folder_and_broken_cache_fall_back_to_the_model(tmp_path, monk
     g = tiny_generator()
     path = export_generator(g, tmp_path / "g.onnx")
     expected = torch_images(g, OnnxGenerator(path, cache=False), 16, 4)
+    [cached] = cache_files(tmp_path)
+    cached.unlink()
     os.chmod(tmp_path, 0o555)
     try:
         if os.access(tmp_path, os.W_OK):  # root ignores the mode: make the folder refuse new files another way
@@ -131,19 +134,19 @@ def test_read_only_folder_and_broken_cache_fall_back_to_the_model(tmp_path, monk
                 raise PermissionError(13, "Permission denied (read-only folder)")
 
             monkeypatch.setattr(session_module.tempfile, "mkstemp", refuse)
+        assert session_module.optimized_model(path, ["CPUExecutionProvider"]) is None
         og = OnnxGenerator(path)
     finally:
         os.chmod(tmp_path, 0o755)
     assert og._members[0].optimized_path is None and cache_files(tmp_path) == []
     assert np.abs(og.sample(16, seed=4) - expected).max() <= 1e-4
     monkeypatch.undo()
-    OnnxGenerator(path)
-    [cached] = cache_files(tmp_path)
-    cached.write_bytes(b"not a model")  # a damaged cache file: the model itself is loaded, the cache made again
+    assert session_module.optimized_model(path, ["CPUExecutionProvider"]) == cached
+    cached.write_bytes(b"not a model")  # a damaged cache file: the model itself is loaded
     og = OnnxGenerator(path)
-    assert og._members[0].optimized_path is None and onnx.load(str(cached)).graph.node
+    assert og._members[0].optimized_path is None
     assert np.abs(og.sample(16, seed=4) - expected).max() <= 1e-4
-    assert OnnxGenerator(path)._members[0].optimized_path == cached
+    assert session_module.optimized_model(path, ["CPUExecutionProvider"]) == cached and onnx.load(str(cached)).graph.node  # made again
 
 
 # -- session settings ---------------------------------------------------------------------------------

@@ -46,7 +46,7 @@ from ..models.bank import GeneratorBank
 from ..models.base import Generator
 from .fold import fold_batchnorm
 from .metadata import BANK_FORMAT, IMAGES_OUTPUT, LABELS_INPUT, OUTPUTS, Z_INPUT, GeneratorInfo
-from .session import session_options
+from .session import default_providers, optimized_model, session_options
 
 #: Parity tolerance of float output: max abs difference between onnxruntime and PyTorch.
 FLOAT_TOLERANCE = 1e-4
@@ -194,6 +194,7 @@ def export_generator(
         f.write(data)
     if record is not None:
         atomic_write_json(path.with_suffix(".quality.json"), record)
+    optimized_model(path, default_providers())  # onnxruntime's optimized graph, cached next to the file (best effort)
     return path
 
 
@@ -212,6 +213,7 @@ def _export_bank(bank: GeneratorBank, path: Path, info: GeneratorInfo, **options
         data = export_graph(member, member_info, **options)
         with atomic_open(path.with_name(name), "wb") as f:
             f.write(data)
+        optimized_model(path.with_name(name), default_providers())
         members.append(name)
     # The manifest is written last: it exists only when every member it names does.
     atomic_write_json(path, {**info.to_dict(BANK_FORMAT), "members": members})

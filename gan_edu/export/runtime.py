@@ -68,8 +68,8 @@ class OnnxGenerator:
             this process may use (0: onnxruntime's own choice).
         batch_size: rows per onnxruntime call in :meth:`sample` (a graph exported with a fixed
             batch always uses its own).
-        cache: load onnxruntime's optimized graph from a cache file next to the model (made on
-            first use, keyed to the model's content; skipped where the folder is read-only).
+        cache: load onnxruntime's optimized graph from the cache file next to the model when there
+            is one (written by the export, keyed to the model's content; sampling never writes).
 
     Attributes:
         info: the model's metadata (:class:`~gan_edu.export.metadata.GeneratorInfo`).

@@ -143,8 +143,8 @@ def session_options(*, intra_op_num_threads: int | None = None, level: str = "al
 def optimized_model(path: Path, providers: Sequence[str], *, make: bool = True) -> Path | None:
     """The cached optimized version of ``path``, made now if missing (``make``); None when there is none.
 
-    Call it with ``make=True`` only for a model already loaded and checked: a file that is not a
-    gan-edu generator must leave no cache behind.
+    The exporter makes it (``make=True``) right after writing a checked graph; loading a model
+    only reads it (``make=False``), so sampling never writes next to a model.
 
     The cache is the hidden file ``.NAME.optimized-KEY.onnx`` next to ``NAME.onnx``; ``KEY`` hashes the model
     file's bytes, the onnxruntime version and the providers, so a changed model (or runtime) gets
@@ -166,8 +166,10 @@ def optimized_model(path: Path, providers: Sequence[str], *, make: bool = True) 
         try:
             if not _has_external_data(cached.read_bytes()):  # never written with any: such a file is not ours
                 return cached
-        except Exception:  # damaged (protobuf's DecodeError): made again below
+        except Exception:  # damaged (protobuf's DecodeError): made again below, or ignored by a reader
             pass
+        if not make:
+            return None
         with contextlib.suppress(OSError):
             cached.unlink()
     if not make or _has_external_data(data):
@@ -208,7 +210,7 @@ class GraphSession:
         path: the ``.onnx`` file (already checked by the caller).
         providers: onnxruntime providers, in order of preference.
         intra_op_num_threads: see :func:`session_options`.
-        cache: load the cached optimized graph (:func:`optimized_model`), making it when missing.
+        cache: load the cached optimized graph (:func:`optimized_model`) when there is one.
     """
 
     def __init__(self, path: Path, *, providers: list[str], intra_op_num_threads: int | None, cache: bool = True) -> None:
@@ -240,8 +242,6 @@ class GraphSession:
         )
         batch = inputs[Z_INPUT].shape[0]
         self.fixed_batch = batch if isinstance(batch, int) and batch > 0 else None  # exported with dynamic_batch=False
-        if cache and self.optimized_path is None:  # a checked gan-edu graph: cache its optimized form for the next load
-            optimized_model(path, providers)
 
     def run(self, z: np.ndarray, labels: np.ndarray | None, out: np.ndarray) -> None:
         """Write the images of ``z`` (float32 ``(n, latent_dim)``) and ``labels`` into ``out``.
