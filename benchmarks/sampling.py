@@ -1,25 +1,35 @@
-"""Sampling speed: onnxruntime (OnnxGenerator) vs PyTorch eager on the same generator.
+"""Sampling speed: torch eager, torch.compile and onnxruntime (fp32, int8, fp16) on the same generator.
 
-Prints images per second of both at batch sizes 1, 64 and 512, and their ratio, from one run;
-then the peak resident memory of drawing 50,000 images streamed in batches
-(``OnnxGenerator.iter_sample``), measured in a fresh subprocess that never imports torch.
+Prints, from one run: images per second of each at batch sizes 1, 64 and 512 with the ratio to
+torch eager; the quality cost of each variant against the fp32 graph on the same noise; with
+``--profile`` where onnxruntime spends its time (``SessionOptions.enable_profiling``); then the
+peak resident memory of drawing 50,000 images streamed in batches (``OnnxGenerator.iter_sample``),
+in a fresh subprocess that never imports torch. The load average is printed at the start and
+the end: figures taken on a busy machine are not figures of an idle one.
 
     python benchmarks/sampling.py                        # the shipped model, CPU
     python benchmarks/sampling.py --run runs/my-run      # a run folder's generator
-    python benchmarks/sampling.py --device cuda          # CUDA provider + IO binding vs torch on the GPU
+    python benchmarks/sampling.py --device cuda          # CUDA provider + IO binding, fp16, vs torch on the GPU
+    python benchmarks/sampling.py --quick --no-compile   # seconds: a smoke test of every path
 
-Both sides get the same z and labels, eval mode, no autograd (``torch.inference_mode``), and
-their library's default thread count (one per physical core) unless ``--threads`` is given.
-Each figure is the best of ``--repeats`` timed windows of at least ``--min-time`` seconds.
+All contenders get the same z and labels, eval mode, no autograd (``torch.inference_mode``).
+torch uses its default threads, onnxruntime the project's session settings (one thread per
+physical core), unless ``--threads`` is given. int8 runs on the CPU provider (onnxruntime has no
+int8 kernels for CUDA here), fp16 only with ``--device cuda`` (on a CPU onnxruntime computes fp16
+graphs in float32 after inserted casts). Each figure is the best of ``--repeats`` timed windows of
+at least ``--min-time`` seconds.
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
+import json
 import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -55,9 +65,16 @@ print(f"{total} {base:.1f} {peak_mb():.1f} {time.perf_counter() - t0:.2f} {'torc
 """
 
 
+def load_average() -> str:
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "unknown"
+
+
 def best_rate(fn: Callable[[], object], n: int, *, min_time: float, repeats: int) -> float:
     """Images per second: best of ``repeats`` windows, each calling ``fn`` for ``min_time`` seconds."""
-    fn()  # warm-up (allocations, kernel choice)
+    fn()  # warm-up (allocations, kernel choice, compilation)
     best = 0.0
     for _ in range(repeats):
         calls, t0 = 0, time.perf_counter()
@@ -71,17 +88,68 @@ def best_rate(fn: Callable[[], object], n: int, *, min_time: float, repeats: int
     return best
 
 
+def generator_from_onnx(path: Path):
+    """The PyTorch generator of a gan-edu ONNX file: its class and config from the metadata, its
+    weights from the graph's initializers (the export keeps the module's parameter names)."""
+    import onnx
+    import torch
+    from onnx import numpy_helper
+
+    import gan_edu.models  # noqa: F401  (registers the classes)
+    from gan_edu.export import OnnxGenerator
+    from gan_edu.models.base import MODULE_CLASSES
+
+    info = OnnxGenerator(path, providers=["CPUExecutionProvider"], cache=False).info
+    cls = MODULE_CLASSES[info.model_class]
+    g = cls(cls.config_class.from_dict(info.model_config))
+    weights = {t.name.removeprefix("generator."): torch.from_numpy(numpy_helper.to_array(t).copy()) for t in onnx.load(str(path)).graph.initializer}
+    missing = [k for k in g.state_dict() if k not in weights and not k.endswith("num_batches_tracked")]
+    if missing:
+        raise SystemExit(f"{path}: no weights for {missing[:3]} (exported with folded batch norm?); use --run")
+    g.load_state_dict(weights, strict=False)
+    return g
+
+
+def profile_summary(path: Path, feed: dict[str, np.ndarray], *, threads: int | None, calls: int = 20) -> list[tuple[str, float, float]]:
+    """``(op type, share of node time, ms per call)`` of the graph at this feed, from onnxruntime's profiler."""
+    import onnxruntime as ort
+
+    from gan_edu.export.session import session_options
+
+    options = session_options(intra_op_num_threads=threads)
+    with tempfile.TemporaryDirectory() as tmp:
+        options.enable_profiling = True
+        options.profile_file_prefix = str(Path(tmp) / "profile")
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        for _ in range(calls + 1):
+            session.run(None, feed)
+        events = json.loads(Path(session.end_profiling()).read_text())
+    times: collections.Counter[str] = collections.Counter()
+    for e in events:
+        if e.get("cat") == "Node" and e["name"].endswith("_kernel_time"):
+            times[e["args"]["op_name"]] += e["dur"]
+    total = sum(times.values()) or 1
+    return [(op, t / total, t / 1000 / (calls + 1)) for op, t in times.most_common(8)]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--run", type=Path, help="run folder (default: the architecture of exported/shapes_cdcgan.onnx, fresh weights)")
+    parser.add_argument("--run", type=Path, help="run folder (default: the shipped exported/shapes_cdcgan.onnx, weights and all)")
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     parser.add_argument("--batch-sizes", default="1,64,512")
-    parser.add_argument("--threads", type=int, help="threads of both libraries (default: each library's own)")
+    parser.add_argument("--threads", type=int, help="threads of torch and onnxruntime (default: torch's own; onnxruntime one per physical core)")
     parser.add_argument("--min-time", type=float, default=1.0, help="seconds per timed window")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--no-compile", action="store_true", help="skip torch.compile (it compiles for each batch size: minutes on a small CPU)")
+    parser.add_argument("--quality-run", type=Path, metavar="EXPERIMENT_DIR", help="a gan-edu pipeline folder: GAN-test and Fréchet change of each variant")
+    parser.add_argument("--profile", action="store_true", help="onnxruntime's profile of the fp32 and int8 graphs at batch 64")
     parser.add_argument("--stream", type=int, default=50_000, help="images drawn for the memory figure (0: skip)")
     parser.add_argument("--stream-batch", type=int, default=512)
+    parser.add_argument("--quick", action="store_true", help="tiny settings for a smoke test: batches 1 and 8, 0.05 s windows, one repeat, no stream")
     args = parser.parse_args()
+    if args.quick:
+        args.batch_sizes, args.min_time, args.repeats, args.stream = "1,8", 0.05, 1, 0
+    print(f"load average at start: {load_average()}")
 
     import torch
 
@@ -93,41 +161,73 @@ def main() -> None:
         from gan_edu.export.exporter import load_generator
 
         g, _ = load_generator(args.run)
-    else:  # the shipped model's architecture (from its metadata); speed does not depend on the weights
-        import gan_edu.models  # noqa: F401  (registers the classes)
-        from gan_edu.models.base import MODULE_CLASSES
-
-        info = OnnxGenerator(ROOT / "exported" / "shapes_cdcgan.onnx", providers=["CPUExecutionProvider"]).info
-        cls = MODULE_CLASSES[info.model_class]
-        g = cls(cls.config_class.from_dict(info.model_config))
+    else:
+        g = generator_from_onnx(ROOT / "exported" / "shapes_cdcgan.onnx")
     device = torch.device(args.device)
     g = g.to(device).eval()
-    providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if args.device == "cuda" else ["CPUExecutionProvider"]
+    cuda = args.device == "cuda"
+    providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if cuda else ["CPUExecutionProvider"]
 
     with tempfile.TemporaryDirectory() as tmp:
         path = export_generator(g, Path(tmp) / "g.onnx")
-        og = OnnxGenerator(path, providers=providers, intra_op_num_threads=args.threads)
-        if args.device == "cuda" and og.device != "cuda":
+        variants = {"ort fp32": (path, providers)}
+        quality = {}
+        for variant, kwargs in (("int8", {"quantize": "int8"}), ("fp16", {"precision": "fp16"})):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # past the bounds: still timed, the table says so
+                vpath = export_generator(g, Path(tmp) / f"g_{variant}.onnx", allow_quality_loss=True, quality_run=args.quality_run, **kwargs)
+            quality[variant] = json.loads(vpath.with_suffix(".quality.json").read_text())
+            if variant == "int8":
+                variants["ort int8 (CPU)"] = (vpath, ["CPUExecutionProvider"])
+            elif cuda:
+                variants["ort fp16 (GPU)"] = (vpath, providers)
+        sessions = {name: OnnxGenerator(p, providers=prov, intra_op_num_threads=args.threads) for name, (p, prov) in variants.items()}
+        if cuda and sessions["ort fp32"].device != "cuda":
             raise SystemExit("onnxruntime could not start its CUDA provider here")
+        og = sessions["ort fp32"]
         print(f"generator: {type(g).__name__} {g.config.to_dict()}, {g.num_parameters():,} parameters")
-        print(f"device: {args.device}; torch {torch.__version__} threads {torch.get_num_threads()}; onnxruntime providers {og.providers}")
-        print(f"{'batch':>6} {'torch img/s':>12} {'onnxruntime img/s':>18} {'ratio ort/torch':>16}")
+        print(f"device: {args.device}; torch {torch.__version__} threads {torch.get_num_threads()}; "
+              f"onnxruntime providers {og.providers}, intra-op threads {args.threads or 'one per physical core'}")
+        if not cuda:
+            print("ort fp16 (GPU): not timed on a CPU (onnxruntime runs fp16 graphs there in float32 after casts)")
+
+        torch_runs: dict[str, Callable] = {"torch eager": g}
+        if not args.no_compile:
+            torch_runs["torch.compile"] = torch.compile(g, dynamic=False)
+        names = [*torch_runs, *sessions]
+        print(f"{'batch':>6} " + " ".join(f"{name:>15}" for name in names) + "   (img/s; ratio to torch eager below)")
         for n in (int(b) for b in args.batch_sizes.split(",")):
             z = og.latent(n, seed=0)
             labels = og.balanced_labels(n)
             tz = torch.from_numpy(z).to(device)
             tl = None if labels is None else torch.from_numpy(labels).to(device)
+            rates = {}
+            for name, module in torch_runs.items():
+                def run_torch(module=module, tz=tz, tl=tl) -> None:
+                    with torch.inference_mode():
+                        module(tz, tl).cpu()  # images on the host, as onnxruntime returns them (a GPU sync too)
 
-            def run_torch(tz=tz, tl=tl) -> None:
-                with torch.inference_mode():
-                    g(tz, tl).cpu()  # images on the host, as onnxruntime returns them (a GPU sync too)
+                rates[name] = best_rate(run_torch, n, min_time=args.min_time, repeats=args.repeats)
+            for name, session in sessions.items():
+                rates[name] = best_rate(lambda s=session, z=z, labels=labels, n=n: s.generate(z, labels, batch_size=n), n, min_time=args.min_time, repeats=args.repeats)
+            print(f"{n:>6} " + " ".join(f"{rates[name]:>15,.0f}" for name in names))
+            print(f"{'':>6} " + " ".join(f"{rates[name] / rates['torch eager']:>14.2f}x" for name in names))
 
-            def run_ort(z=z, labels=labels, n=n) -> None:
-                og.generate(z, labels, batch_size=n)
+        print("quality cost against the fp32 graph (same noise, seed 0):")
+        for variant, record in quality.items():
+            cost = record["cost"]
+            line = f"  {variant}: mean {cost['mean_level_diff']:.3f} levels, max {cost['max_level_diff']} levels, {cost['same_level_fraction']:.1%} of pixels equal"
+            if "gan_test" in cost:
+                line += f"; GAN-test {cost['gan_test']['fp32']:.4f} -> {cost['gan_test']['variant']:.4f}; Fréchet {cost['frechet']['fp32']:.3f} -> {cost['frechet']['variant']:.3f}"
+            print(line + ("" if record["within_bounds"] else f"  PAST ITS BOUNDS: {'; '.join(record['exceeded'])}"))
 
-            t = best_rate(run_torch, n, min_time=args.min_time, repeats=args.repeats)
-            o = best_rate(run_ort, n, min_time=args.min_time, repeats=args.repeats)
-            print(f"{n:>6} {t:>12.0f} {o:>18.0f} {o / t:>16.2f}")
+        if args.profile:
+            n = 64
+            feed = {"z": og.latent(n, seed=0)} | ({} if og.num_classes is None else {"labels": og.balanced_labels(n)})
+            for name in ("ort fp32", "ort int8 (CPU)"):
+                print(f"profile of {name} at batch {n} (share of node time, ms per call):")
+                for op, share, ms in profile_summary(variants[name][0], feed, threads=args.threads):
+                    print(f"  {op:<22} {share:6.1%} {ms:8.2f} ms")
 
         if args.stream:
             result = subprocess.run(
@@ -140,6 +240,7 @@ def main() -> None:
                 f"(after one batch {float(base):.0f} MB; all {total} float32 images at once would be "
                 f"{int(total) * int(np.prod(og.image_shape)) * 4 / 2**20:.0f} MB); torch imported: {torch_loaded}"
             )
+    print(f"load average at end: {load_average()}")
 
 
 if __name__ == "__main__":

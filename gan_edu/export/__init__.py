@@ -4,9 +4,11 @@ Two halves, kept apart so that an app can sample without torch:
 
 * :mod:`gan_edu.export.exporter` (needs torch): :func:`export_generator` writes a checked
   ``.onnx`` graph with gan-edu metadata (or, for a per-class bank, one graph per class and a
-  manifest).
+  manifest), batch norm folded (:mod:`~gan_edu.export.fold`); fp16 and int8 variants with
+  their quality cost come from :mod:`~gan_edu.export.variants`.
 * :mod:`gan_edu.export.runtime` (numpy and onnxruntime only): :class:`OnnxGenerator` loads the
-  file and samples images.
+  file and samples images, with the session settings and optimized-graph cache of
+  :mod:`~gan_edu.export.session` and the file checks of :mod:`~gan_edu.export.safety`.
 
 Importing this package does not import torch: ``export_generator`` and ``ExportCheckFailed``
 are loaded on first use.

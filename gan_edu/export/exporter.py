@@ -18,36 +18,12 @@ same ``z`` and labels (max abs difference at most 1e-4 for float output, at most
 uint8). A failed check raises :class:`ExportCheckFailed` and leaves no file: the graph is written
 to a temporary sibling and moved into place only after it passed.
 
-A :class:`~gan_edu.models.bank.GeneratorBank` (one generator per class) exports to a manifest
-(``NAME.json``) and one graph per class (``NAME.class0.onnx``...). Why not one graph: a graph
-that runs all K members on every row and selects would cost K times the compute; routing rows
-inside the graph needs data-dependent shapes (NonZero / GatherND / ScatterND, and members run
-on empty batches), which is the part of both exporters and of runtimes that breaks most; and
-the design's contract for banks is already "unconditional generators plus a manifest mapping
-class to file", so each member file is also a plain generator an app can use alone.
-:class:`~gan_edu.export.runtime.OnnxGenerator` reads the manifest and routes rows by label,
-so sampling a bank looks exactly like sampling a conditional generator.
-
-Which torch exporter, and why the TorchScript one (``dynamo=False``) is the default here
-(measured with torch 2.15, onnx 1.23, onnxruntime 1.31 on these DCGAN generators):
-
-* both exporters produce correct graphs (max abs difference to PyTorch about 5e-9 at batch 1
-  and 64, float and uint8) and onnxruntime runs both at the same speed (the dynamo path folds
-  batch norm into the transposed convolutions; onnxruntime's own graph optimizations do the
-  equivalent at load time);
-* the TorchScript exporter takes under a second per export; the dynamo exporter
-  (``torch.export`` + onnxscript + its optimizer) took 6 s per export and 30-40 s for the
-  first one in a process on a 2-core machine, which matters for tests and for banks of 10 graphs;
-* the dynamo path's graph optimizer has open reports of wrong numbers on plain conv + batch
-  norm networks (pytorch/pytorch#166797: a wrong Conv bias shape in ResNet-50;
-  pytorch/pytorch#169178: ResNet-18 at zero accuracy, fine with ``dynamo=False``), and it
-  specializes a dynamic batch axis when the example batch is 0 or 1
-  (pytorch/pytorch#148886 and the torch.export docs); our generators are exactly conv + batch
-  norm stacks with a dynamic batch.
-
-The TorchScript exporter is deprecated and prints a DeprecationWarning (silenced here). Pass
-``dynamo=True`` to use the new one (tested too); the parity check guards both, so switching the
-default later is a one-word change once the known issues are closed.
+Before export, batch norm is folded into the convolution before it (:mod:`gan_edu.export.fold`)
+and the parity check compares the folded graph with the unfolded module. ``precision="fp16"``
+and ``quantize="int8"`` write a smaller variant with its measured quality cost
+(:mod:`gan_edu.export.variants`). A :class:`~gan_edu.models.bank.GeneratorBank` exports to a
+manifest and one graph per class. Why this shape (one graph per class, the TorchScript exporter
+by default): docs/onnx.md.
 """
 
 from __future__ import annotations
@@ -68,7 +44,9 @@ from ..errors import GanEduError, check
 from ..io import atomic_open, atomic_write_json
 from ..models.bank import GeneratorBank
 from ..models.base import Generator
+from .fold import fold_batchnorm
 from .metadata import BANK_FORMAT, IMAGES_OUTPUT, LABELS_INPUT, OUTPUTS, Z_INPUT, GeneratorInfo
+from .session import default_providers, optimized_model, session_options
 
 #: Parity tolerance of float output: max abs difference between onnxruntime and PyTorch.
 FLOAT_TOLERANCE = 1e-4
@@ -107,14 +85,13 @@ class ExportModule(nn.Module):
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         x = self.generator(z, labels)  # (N, C, H, W) in [-1, 1]
-        if self.output == "uint8":
-            x = ((x + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)  # (N, C, H, W) in [0, 255]
-            x = x.permute(0, 2, 3, 1)  # (N, H, W, C): the layout of PIL and image widgets
-        return x
+        return to_uint8(x) if self.output == "uint8" else x
 
 
 def to_uint8(images: torch.Tensor) -> torch.Tensor:
-    """PyTorch's version of the uint8 graph's postprocessing: ``round((x + 1) * 127.5)`` clamped.
+    """The display rescaling, in the uint8 graph and in PyTorch: ``round((x + 1) * 127.5)`` clamped.
+
+    (numpy's twin, for float images after sampling: :func:`gan_edu.export.runtime.float_to_uint8`.)
 
     Args:
         images: ``(N, C, H, W)`` in [-1, 1].
@@ -122,7 +99,8 @@ def to_uint8(images: torch.Tensor) -> torch.Tensor:
     Returns:
         ``(N, H, W, C)`` uint8.
     """
-    return ((images + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1)  # (N, H, W, C)
+    x = ((images + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)  # (N, C, H, W) in [0, 255]
+    return x.permute(0, 2, 3, 1)  # (N, H, W, C): the layout of PIL and image widgets
 
 
 def export_generator(
@@ -135,6 +113,10 @@ def export_generator(
     class_names: list[str] | tuple[str, ...] | None = None,
     training_data: dict[str, Any] | None = None,
     dynamo: bool = False,
+    precision: str = "fp32",
+    quantize: str | None = None,
+    quality_run: str | Path | None = None,
+    allow_quality_loss: bool = False,
 ) -> Path:
     """Export a generator to ONNX, check it, then write it atomically.
 
@@ -151,16 +133,29 @@ def export_generator(
         output: ``"float"`` (``(N, C, H, W)`` in [-1, 1]) or ``"uint8"`` (``(N, H, W, C)``).
         class_names: names of the classes; default: the bank's or the run's training data's.
         training_data: what the model was trained on; default: from the run folder.
-        dynamo: use the torch.export-based exporter instead of the TorchScript one (see the
-            module docstring for why the default is False).
+        dynamo: use the torch.export-based exporter instead of the TorchScript one (see
+            docs/onnx.md for why the default is False).
+        precision: ``"fp32"``, or ``"fp16"`` for the half-precision variant (GPUs, the browser).
+        quantize: None, or ``"int8"`` for the statically quantized variant (CPUs).
+        quality_run: for a variant: a ``gan-edu pipeline`` folder whose classifier c measures the
+            change in GAN-test and Fréchet distance (see :mod:`gan_edu.export.variants`).
+        allow_quality_loss: write a variant past its quality bounds (with a warning) instead of refusing.
+
+    A variant is written with its quality cost against the fp32 graph in ``NAME.quality.json``.
 
     Returns:
         The file written (the manifest for a bank).
 
     Raises:
         GanEduError: a bad argument, or a folder that holds no generator.
-        ExportCheckFailed: the graph failed ``onnx.checker`` or the parity check.
+        ExportCheckFailed: the graph failed ``onnx.checker`` or the parity check, or a variant
+            exceeds its quality bounds (without ``allow_quality_loss``).
     """
+    check(precision in ("fp32", "fp16"), f"precision={precision!r}: expected 'fp32' or 'fp16'")
+    check(quantize in (None, "int8"), f"quantize={quantize!r}: expected None or 'int8'")
+    check(precision == "fp32" or quantize is None, "precision='fp16' with quantize='int8': expected one variant at a time")
+    variant = quantize or (precision if precision != "fp32" else None)
+    check(variant is not None or quality_run is None, "quality_run is for a variant: expected precision='fp16' or quantize='int8' with it")
     check(output in OUTPUTS, f"output={output!r}: expected one of {', '.join(OUTPUTS)}")
     top = onnx_max_opset() if dynamo else TORCHSCRIPT_MAX_OPSET
     check(
@@ -186,11 +181,20 @@ def export_generator(
     options = {"opset": opset, "dynamic_batch": dynamic_batch, "dynamo": dynamo}
     model = copy.deepcopy(model).cpu().eval()  # the caller's module keeps its device and mode
     if isinstance(model, GeneratorBank):
+        check(variant is None, f"a {variant} variant of a GeneratorBank: not supported; expected a single generator (export the bank in fp32)")
         return _export_bank(model, path, info, **options)
     check(path.suffix == ".onnx", f"{path}: expected a path ending in .onnx")
     data = export_graph(model, info, **options)
+    record = None
+    if variant is not None:
+        from .variants import checked_variant
+
+        data, record = checked_variant(data, variant, info, quality_run=quality_run, allow_quality_loss=allow_quality_loss)
     with atomic_open(path, "wb") as f:
         f.write(data)
+    if record is not None:
+        atomic_write_json(path.with_suffix(".quality.json"), record)
+    optimized_model(path, default_providers())  # onnxruntime's optimized graph, cached next to the file (best effort)
     return path
 
 
@@ -209,6 +213,7 @@ def _export_bank(bank: GeneratorBank, path: Path, info: GeneratorInfo, **options
         data = export_graph(member, member_info, **options)
         with atomic_open(path.with_name(name), "wb") as f:
             f.write(data)
+        optimized_model(path.with_name(name), default_providers())
         members.append(name)
     # The manifest is written last: it exists only when every member it names does.
     atomic_write_json(path, {**info.to_dict(BANK_FORMAT), "members": members})
@@ -223,7 +228,10 @@ def export_graph(generator: Generator, info: GeneratorInfo, *, opset: int | None
     """
     import onnx
 
-    module = ExportModule(generator, info.output).eval()
+    reference = ExportModule(generator, info.output).eval()  # what the graph must compute
+    folded = copy.deepcopy(generator).eval()
+    fold_batchnorm(folded)
+    module = ExportModule(folded, info.output).eval()  # what is exported
     conditional = generator.num_classes is not None
     n = 2 if dynamic_batch else 1  # torch.export specializes a dimension of size 0 or 1
     example: tuple[torch.Tensor, ...] = (torch.zeros(n, generator.latent_dim),)  # (n, latent_dim)
@@ -241,7 +249,7 @@ def export_graph(generator: Generator, info: GeneratorInfo, *, opset: int | None
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as e:
         raise ExportCheckFailed(f"exported {info.model_class} failed onnx.checker: {str(e).splitlines()[0]}") from None
     data = proto.SerializeToString()
-    check_parity(module, data, batches=CHECK_BATCHES if dynamic_batch else (1,))
+    check_parity(reference, data, batches=CHECK_BATCHES if dynamic_batch else (1,))
     return data
 
 
@@ -274,7 +282,8 @@ def _export_dynamo(module: nn.Module, example: tuple[torch.Tensor, ...], names: 
 
 
 def check_parity(module: ExportModule, data: bytes, *, batches: tuple[int, ...] = CHECK_BATCHES, seed: int = 0) -> float:
-    """Run the graph with onnxruntime (CPU) and ``module`` on the same inputs; raise if they differ.
+    """Run the graph with onnxruntime (CPU, the runtime's session settings and graph optimizations)
+    and ``module`` on the same inputs; raise if they differ.
 
     Returns:
         The largest absolute difference seen (in [-1, 1] units, or levels for uint8).
@@ -288,7 +297,7 @@ def check_parity(module: ExportModule, data: bytes, *, batches: tuple[int, ...] 
     generator = module.generator
     assert isinstance(generator, Generator)
     try:
-        session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+        session = ort.InferenceSession(data, session_options(intra_op_num_threads=1), providers=["CPUExecutionProvider"])
     except Exception as e:  # onnxruntime raises its own exception types
         raise ExportCheckFailed(f"onnxruntime cannot load the exported {type(generator).__name__}: {str(e).splitlines()[0]}") from None
     source = torch.Generator().manual_seed(seed)

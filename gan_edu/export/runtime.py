@@ -16,7 +16,8 @@ generator, feed it that ``z``: ``G(torch.from_numpy(g.latent(n, seed=s)), labels
 
 Thread safety: ``sample`` may be called from many threads at once. Each call has its own random
 generator (seeded from ``seed``) and its own IO binding; the onnxruntime session is shared, and
-``InferenceSession.run`` is safe to call concurrently.
+``InferenceSession.run`` is safe to call concurrently. Session settings, IO binding and the
+optimized-graph cache live in :mod:`gan_edu.export.session`.
 
 Safety: before onnxruntime sees the file, every tensor stored as external data must point to a
 file inside the model's own folder (after resolving ``..`` and symbolic links); anything else is
@@ -27,7 +28,6 @@ This module must import without torch (tests run it in a process where ``import 
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -35,68 +35,17 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import GanEduError, check
-from .metadata import (
-    BANK_FORMAT,
-    IMAGES_OUTPUT,
-    LABELS_INPUT,
-    Z_INPUT,
-    GeneratorInfo,
-)
+from ..errors import check
+from .safety import check_external_data
+from .session import GraphSession, check_providers, cuda_device_count, default_providers, load_bank  # noqa: F401  (re-exported)
 
-#: Default rows per onnxruntime call: large enough to amortize the call, small enough to bound memory.
+#: Default rows per onnxruntime call. The rule: the smallest batch at which the per-call cost is
+#: amortized (img/s within a few percent of the best on the CPU, docs/onnx.md), while one batch's
+#: activations stay small (256 images of 3x32x32: under 30 MB). :meth:`OnnxGenerator.tune_batch_size`
+#: measures instead.
 DEFAULT_BATCH_SIZE = 256
 
 Labels = Sequence[int] | np.ndarray | None
-
-
-def default_providers() -> list[str]:
-    """``["CUDAExecutionProvider", "CPUExecutionProvider"]`` when onnxruntime has CUDA and a GPU is
-    present, else ``["CPUExecutionProvider"]``."""
-    import onnxruntime as ort
-
-    if "CUDAExecutionProvider" in ort.get_available_providers() and cuda_device_count() > 0:
-        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
-    return ["CPUExecutionProvider"]
-
-
-def cuda_device_count() -> int:
-    """Number of CUDA devices the driver reports (0 when there is no driver), without torch.
-
-    onnxruntime-gpu lists the CUDA provider even on a machine with no GPU and then logs an error
-    when a session asks for it; asking the driver first keeps the CPU-only case quiet.
-    """
-    import ctypes
-    import ctypes.util
-
-    for name in ("libcuda.so.1", "libcuda.so", "nvcuda.dll", ctypes.util.find_library("cuda")):
-        if not name:
-            continue
-        try:
-            lib = ctypes.CDLL(name)
-        except OSError:
-            continue
-        count = ctypes.c_int(0)
-        try:
-            if lib.cuInit(0) != 0 or lib.cuDeviceGetCount(ctypes.byref(count)) != 0:
-                return 0
-        except AttributeError:
-            return 0
-        return count.value
-    return 0
-
-
-def check_providers(providers: Sequence[str]) -> None:
-    """Raise a one-line GanEduError for a provider name this onnxruntime does not have.
-
-    (onnxruntime itself only warns and falls back to the CPU: a typo would go unnoticed.)
-    """
-    import onnxruntime as ort
-
-    available = ort.get_available_providers()
-    unknown = [p for p in providers if not isinstance(p, str) or p not in available]
-    if unknown:
-        raise GanEduError(f"provider {unknown[0]!r}: not in this onnxruntime; expected one of {', '.join(available)}")
 
 
 def memory_bytes() -> int | None:
@@ -115,10 +64,12 @@ class OnnxGenerator:
             ``.json`` manifest of an exported per-class bank.
         providers: onnxruntime execution providers, in order of preference; default CUDA when
             available, else CPU (see :func:`default_providers`).
-        intra_op_num_threads: threads per onnxruntime call on the CPU; None: onnxruntime's default
-            (one per physical core).
+        intra_op_num_threads: threads per onnxruntime call on the CPU; None: one per physical core
+            this process may use (0: onnxruntime's own choice).
         batch_size: rows per onnxruntime call in :meth:`sample` (a graph exported with a fixed
             batch always uses its own).
+        cache: load onnxruntime's optimized graph from the cache file next to the model when there
+            is one (written by the export, keyed to the model's content; sampling never writes).
 
     Attributes:
         info: the model's metadata (:class:`~gan_edu.export.metadata.GeneratorInfo`).
@@ -137,6 +88,7 @@ class OnnxGenerator:
         providers: Sequence[str] | None = None,
         intra_op_num_threads: int | None = None,
         batch_size: int = DEFAULT_BATCH_SIZE,
+        cache: bool = True,
     ) -> None:
         check(isinstance(batch_size, int) and batch_size > 0, f"batch_size={batch_size!r}: expected a positive int")
         self.path = Path(path)
@@ -146,11 +98,12 @@ class OnnxGenerator:
         check_providers(wanted)
         check(not self.path.is_dir(), f"{self.path}: a folder; expected an exported gan-edu generator (.onnx) or bank manifest (.json)")
         check(self.path.is_file(), f"{self.path}: no such file; expected an exported gan-edu generator (.onnx) or bank manifest (.json)")
-        options = dict(providers=wanted, intra_op_num_threads=intra_op_num_threads)
+        options = dict(providers=wanted, intra_op_num_threads=intra_op_num_threads, cache=cache)
         if self.path.suffix == ".json":
-            self.info, self._members = _load_bank(self.path, options)
+            self.info, self._members = load_bank(self.path, options)
         else:
-            member = _Graph(self.path, **options)
+            check_external_data(self.path)
+            member = GraphSession(self.path, **options)
             self.info, self._members = member.info, [member]
         self.providers = self._members[0].providers
         self.device = "cuda" if self.providers[0] == "CUDAExecutionProvider" else "cpu"
@@ -244,11 +197,11 @@ class OnnxGenerator:
         n = z.shape[0]
         label_array = self.check_labels(labels, n)
         size = self._batch_size(batch_size)
-        out = np.empty((n, *self.info.output_shape), dtype=np.uint8 if self.output == "uint8" else np.float32)
+        images = self._empty_images(n)
         for start in range(0, n, size):
             rows = slice(start, start + size)
-            out[rows] = self._run(z[rows], None if label_array is None else label_array[rows])
-        return out
+            self._generate_into(images[rows], z[rows], None if label_array is None else label_array[rows])
+        return images
 
     def iter_sample(
         self, n: int, labels: Labels = None, *, seed: int | None = None, batch_size: int | None = None
@@ -265,7 +218,9 @@ class OnnxGenerator:
         start = 0
         for z in _latent_batches(n, self.latent_dim, size, seed):
             rows = slice(start, start + len(z))
-            yield self._run(z, None if label_array is None else label_array[rows])
+            images = self._empty_images(len(z))
+            self._generate_into(images, z, None if label_array is None else label_array[rows])
+            yield images
             start += len(z)
 
     def sample(self, n: int, labels: Labels = None, *, seed: int | None = None, batch_size: int | None = None) -> np.ndarray:
@@ -318,17 +273,41 @@ class OnnxGenerator:
         check(isinstance(size, int) and size > 0, f"batch_size={size!r}: expected a positive int")
         return size
 
-    def _run(self, z: np.ndarray, labels: np.ndarray | None) -> np.ndarray:
-        """One chunk through the graph (or, for a bank, each class's rows through its member)."""
+    def tune_batch_size(self, candidates: Sequence[int] = (32, 64, 128, 256, 512), *, seconds: float = 0.3) -> int:
+        """Time :meth:`generate` at each batch size for about ``seconds``, keep the fastest as ``batch_size``.
+
+        Returns:
+            The batch size chosen (also stored in ``self.batch_size``).
+        """
+        import time
+
+        rates = {}
+        for size in candidates:
+            z = self.latent(self._batch_size(size), seed=0)
+            self.generate(z, batch_size=size)  # warm-up: the first call of a shape plans its memory
+            calls, t0 = 0, time.perf_counter()
+            while (elapsed := time.perf_counter() - t0) < seconds or calls == 0:
+                self.generate(z, batch_size=size)
+                calls += 1
+            rates[size] = size * calls / elapsed
+        self.batch_size = max(rates, key=rates.__getitem__)
+        return self.batch_size
+
+    def _empty_images(self, n: int) -> np.ndarray:
+        return np.empty((n, *self.info.output_shape), dtype=np.uint8 if self.output == "uint8" else np.float32)
+
+    def _generate_into(self, images: np.ndarray, z: np.ndarray, labels: np.ndarray | None) -> None:
+        """One chunk through the graph into ``images`` (for a bank, each class's rows through its member)."""
         z = np.ascontiguousarray(z, dtype=np.float32)
         if not self.is_bank:
-            return self._members[0].run(z, labels)
+            self._members[0].run(z, labels, images)
+            return
         assert labels is not None
-        out = np.empty((len(z), *self.info.output_shape), dtype=np.uint8 if self.output == "uint8" else np.float32)
         for k in np.unique(labels):
             rows = labels == k  # the rows of class k go to member k
-            out[rows] = self._members[int(k)].run(np.ascontiguousarray(z[rows]), None)
-        return out
+            part = self._empty_images(int(rows.sum()))
+            self._members[int(k)].run(np.ascontiguousarray(z[rows]), None, part)
+            images[rows] = part
 
 
 def float_to_uint8(images: np.ndarray) -> np.ndarray:
@@ -369,151 +348,3 @@ def _latent_batches(n: int, latent_dim: int, batch_size: int, seed: int | None) 
     rng = np.random.default_rng(seed)
     for start in range(0, n, batch_size):
         yield rng.standard_normal((min(batch_size, n - start), latent_dim), dtype=np.float32)  # (b, latent_dim)
-
-
-class _Graph:
-    """One checked onnxruntime session of a gan-edu graph, with its metadata."""
-
-    def __init__(self, path: Path, *, providers: list[str], intra_op_num_threads: int | None) -> None:
-        import onnxruntime as ort
-
-        check(path.is_file(), f"{path}: no such file; expected an exported gan-edu generator (.onnx)")
-        check_external_data(path)
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        if intra_op_num_threads is not None:
-            check(isinstance(intra_op_num_threads, int) and intra_op_num_threads >= 0, f"intra_op_num_threads={intra_op_num_threads!r}: expected an int >= 0")
-            options.intra_op_num_threads = intra_op_num_threads
-        try:
-            self.session = ort.InferenceSession(str(path), options, providers=providers)
-        except Exception as e:  # onnxruntime raises its own exception types (Fail, InvalidGraph, ...)
-            raise GanEduError(f"{path}: onnxruntime cannot load it ({_first_line(e)}); expected an exported gan-edu generator") from None
-        self.info = GeneratorInfo.from_props(self.session.get_modelmeta().custom_metadata_map, str(path))
-        self.providers = self.session.get_providers()
-        self.io_binding = self.providers[0] == "CUDAExecutionProvider"
-        inputs = {i.name: i for i in self.session.get_inputs()}
-        expected = [Z_INPUT] + ([LABELS_INPUT] if self.info.num_classes is not None else [])
-        check(
-            sorted(inputs) == sorted(expected) and [o.name for o in self.session.get_outputs()] == [IMAGES_OUTPUT],
-            f"{path}: graph inputs {sorted(inputs)} and outputs {[o.name for o in self.session.get_outputs()]}: expected inputs {expected} and output ['images']",
-        )
-        batch = inputs[Z_INPUT].shape[0]
-        self.fixed_batch = batch if isinstance(batch, int) and batch > 0 else None  # exported with dynamic_batch=False
-
-    def run(self, z: np.ndarray, labels: np.ndarray | None) -> np.ndarray:
-        """Images for one chunk; a fixed-batch graph is fed its own batch size (the last chunk padded)."""
-        if self.fixed_batch is None:
-            return self._run(z, labels)
-        b, n = self.fixed_batch, len(z)
-        parts = []
-        for start in range(0, n, b):
-            zc = z[start : start + b]
-            lc = None if labels is None else labels[start : start + b]
-            short = b - len(zc)
-            if short:  # pad with zeros and label 0, then drop the padding rows
-                zc = np.concatenate([zc, np.zeros((short, z.shape[1]), np.float32)])
-                lc = None if lc is None else np.concatenate([lc, np.zeros(short, np.int64)])
-            parts.append(self._run(zc, lc)[: b - short])
-        return np.concatenate(parts)
-
-    def _run(self, z: np.ndarray, labels: np.ndarray | None) -> np.ndarray:
-        feed = {Z_INPUT: z} if labels is None else {Z_INPUT: z, LABELS_INPUT: np.ascontiguousarray(labels, dtype=np.int64)}
-        if not self.io_binding:
-            return self.session.run([IMAGES_OUTPUT], feed)[0]
-        # CUDA: inputs copied to the GPU once, output allocated there by onnxruntime, one copy back.
-        # A binding per call keeps concurrent calls independent.
-        import onnxruntime as ort
-
-        binding = self.session.io_binding()
-        for name, array in feed.items():
-            binding.bind_ortvalue_input(name, ort.OrtValue.ortvalue_from_numpy(array, "cuda", 0))
-        binding.bind_output(IMAGES_OUTPUT, "cuda")
-        self.session.run_with_iobinding(binding)
-        return binding.copy_outputs_to_cpu()[0]
-
-
-def _load_bank(path: Path, options: dict[str, Any]) -> tuple[GeneratorInfo, list[_Graph]]:
-    """Read a bank manifest and load its member graphs (each an unconditional gan-edu generator)."""
-    try:
-        manifest = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, ValueError) as e:
-        raise GanEduError(f"{path}: not a gan-edu bank manifest (not JSON: {_first_line(e)})") from None
-    check(isinstance(manifest, dict), f"{path}: not a gan-edu bank manifest (expected a JSON object)")
-    info = GeneratorInfo.from_dict(manifest, str(path), fmt=BANK_FORMAT)
-    members = manifest.get("members")
-    check(
-        info.num_classes is not None and isinstance(members, list) and len(members) == info.num_classes and all(isinstance(m, str) for m in members),
-        f"{path}: 'members' must list {info.num_classes} .onnx file names, one per class",
-    )
-    folder = path.parent.resolve()
-    graphs = []
-    for k, name in enumerate(members):
-        member_path = (path.parent / name)
-        check(_inside(member_path, folder), f"{path}: member {k} {name!r} points outside the manifest's folder {folder}; expected a file inside it")
-        graph = _Graph(member_path, **options)
-        mi = graph.info
-        check(
-            mi.num_classes is None and mi.latent_dim == info.latent_dim and mi.image_shape == info.image_shape and mi.output == info.output,
-            f"{member_path}: member {k} (latent_dim={mi.latent_dim}, num_classes={mi.num_classes}, image_shape={mi.image_shape}, output={mi.output!r}) does not match the manifest (latent_dim={info.latent_dim}, unconditional, image_shape={info.image_shape}, output={info.output!r})",
-        )
-        graphs.append(graph)
-    return info, graphs
-
-
-def check_external_data(path: str | os.PathLike[str]) -> None:
-    """Refuse a model whose external data lives outside its folder (or that is not ONNX at all).
-
-    Reads the graph without its external data (``onnx.load(..., load_external_data=False)``) and
-    checks every tensor stored outside the file: its ``location`` must be a relative path that,
-    with ``..`` and symbolic links resolved, stays inside the model's folder.
-
-    Raises:
-        GanEduError: the file is not ONNX, or a location points outside the folder.
-    """
-    import onnx
-
-    path = Path(path)
-    try:
-        model = onnx.load(str(path), load_external_data=False)
-    except Exception as e:  # protobuf's DecodeError and onnx's own errors
-        raise GanEduError(f"{path}: not an ONNX model ({_first_line(e)}); expected an exported gan-edu generator") from None
-    folder = path.parent.resolve()
-    for tensor in _all_tensors(model.graph):
-        if tensor.data_location != onnx.TensorProto.EXTERNAL:
-            continue
-        location = {e.key: e.value for e in tensor.external_data}.get("location", "")
-        check(
-            bool(location) and not os.path.isabs(location) and _inside(path.parent / location, folder),
-            f"{path}: tensor {tensor.name!r} has external data at {location!r}, outside the model's folder {folder}; expected a file inside it",
-        )
-
-
-def _all_tensors(graph: Any) -> Iterator[Any]:
-    """Every TensorProto of a graph: initializers, Constant/attribute tensors, and subgraphs'."""
-    yield from graph.initializer
-    for sparse in graph.sparse_initializer:
-        yield sparse.values
-        yield sparse.indices
-    for node in graph.node:
-        for attr in node.attribute:
-            if attr.HasField("t"):
-                yield attr.t
-            yield from attr.tensors
-            if attr.HasField("g"):
-                yield from _all_tensors(attr.g)
-            for sub in attr.graphs:
-                yield from _all_tensors(sub)
-
-
-def _inside(candidate: Path, folder: Path) -> bool:
-    """Whether ``candidate`` (``..`` and symbolic links resolved) lies inside ``folder``."""
-    try:
-        candidate.resolve().relative_to(folder)
-    except ValueError:
-        return False
-    return True
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return text[0][:300] if text else type(e).__name__
