@@ -54,9 +54,9 @@ from ..data.loader import Batch
 from ..errors import check
 from ..losses import GANLoss, NonSaturatingLoss
 from ..models.base import Discriminator, Generator
-from ..plots import plot_losses, save_gif, save_grid
 from .callbacks import Callback
 from .ema import EMA
+from .pictures import LossCurves, SampleGrid, SaveModels
 from .trainer import Trainer, TrainerConfig
 
 
@@ -333,87 +333,3 @@ class JointForward(nn.Module):
     def forward(self, batches: tuple[tuple[torch.Tensor, torch.Tensor | None], ...]) -> tuple[torch.Tensor, ...]:
         """``(images (N, C, H, W), labels (N,) or None)`` pairs to their ``(N,)`` logits, one D call each."""
         return tuple(self.discriminator(images, labels) for images, labels in batches)
-
-
-# -- the pictures of a run ------------------------------------------------------------------------
-class SampleGrid(Callback):
-    """Generates from one fixed noise batch after every epoch (and at the end) into ``samples/``.
-
-    Conditional models get one row per class. The frames become ``samples.gif`` at the end and the
-    latest grid is copied to ``samples.png``.
-    """
-
-    def on_fit_start(self, trainer: Trainer) -> None:
-        assert isinstance(trainer, GANTrainer)
-        g, cfg = trainer.generator, trainer.config
-        fixed = torch.Generator().manual_seed(cfg.seed + 1)  # independent of training noise, same every resume
-        if g.num_classes is not None:
-            self.nrow = cfg.samples_per_class
-            self.labels: torch.Tensor | None = torch.arange(g.num_classes).repeat_interleave(self.nrow).to(trainer.device)
-            n = g.num_classes * self.nrow
-        else:
-            n = cfg.num_samples
-            self.nrow = max(1, int(n**0.5))
-            self.labels = None
-        self.z = g.sample_latent(n, generator=fixed, device=trainer.device)  # (n, latent_dim), fixed
-        self.last_step = -1
-
-    def write(self, trainer: GANTrainer) -> None:
-        if trainer.out_dir is None or trainer.step == self.last_step:
-            return
-        g = trainer.sampling_generator  # the average of G when ema is on
-        was_training = g.training
-        g.eval()
-        with torch.no_grad():
-            images = g(self.z, self.labels)
-        g.train(was_training)
-        scale = max(1, 128 // g.image_shape[-1])
-        save_grid(images, trainer.out_dir / "samples" / f"step_{trainer.step:07d}.png", self.nrow, scale=scale)
-        save_grid(images, trainer.out_dir / "samples.png", self.nrow, scale=scale)
-        self.last_step = trainer.step
-
-    def on_epoch_end(self, trainer: Trainer) -> None:
-        assert isinstance(trainer, GANTrainer)
-        self.write(trainer)
-
-    def on_fit_end(self, trainer: Trainer) -> None:
-        assert isinstance(trainer, GANTrainer)
-        self.write(trainer)
-        if trainer.out_dir is not None:
-            save_gif(sorted((trainer.out_dir / "samples").glob("step_*.png")), trainer.out_dir / "samples.gif")
-
-
-class SaveModels(Callback):
-    """Writes ``generator/`` and ``discriminator/`` (save_pretrained) after each epoch and at the end.
-
-    ``generator/`` is the G to use (sample, export): the average of G's weights when ``ema`` is
-    on; G's own weights, the ones D was trained against, then go to ``generator_online/``.
-    """
-
-    def _save(self, trainer: Trainer) -> None:
-        assert isinstance(trainer, GANTrainer)
-        if trainer.out_dir is not None:
-            trainer.sampling_generator.save_pretrained(trainer.out_dir / "generator")
-            trainer.discriminator.save_pretrained(trainer.out_dir / "discriminator")  # type: ignore[operator]
-            if trainer.ema is not None:
-                trainer.generator.save_pretrained(trainer.out_dir / "generator_online")
-
-    def on_epoch_end(self, trainer: Trainer) -> None:
-        self._save(trainer)
-
-    def on_fit_end(self, trainer: Trainer) -> None:
-        self._save(trainer)
-
-
-class LossCurves(Callback):
-    """Plots the history's losses into ``losses.png`` after each epoch and at the end."""
-
-    def _plot(self, trainer: Trainer) -> None:
-        if trainer.out_dir is not None:
-            plot_losses(trainer.history, trainer.out_dir / "losses.png", keys=("d_loss", "g_loss"))
-
-    def on_epoch_end(self, trainer: Trainer) -> None:
-        self._plot(trainer)
-
-    def on_fit_end(self, trainer: Trainer) -> None:
-        self._plot(trainer)
