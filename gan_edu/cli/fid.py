@@ -16,7 +16,7 @@ import torch
 from ..data.datasets import DATASETS, load_dataset
 from ..errors import check
 from ..io import atomic_write_json, check_writable
-from .train import non_negative_int, positive_int
+from .args import non_negative_int, positive_int
 
 
 def register(sub: Any) -> None:

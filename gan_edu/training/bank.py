@@ -159,12 +159,14 @@ def resume_bank(bank_dir: str | Path, *, log: Log | None = None, **overrides: An
     Args:
         bank_dir: the bank folder.
         log: called with one line per member.
-        **overrides: trainer options to change for every member (``epochs``, ``max_steps``,
-            ``device``, ``progress``...); a complete member trains on if ``epochs`` grew.
+        **overrides: trainer options to change for every member, those of the config class's
+            ``resumable`` only (``epochs``, ``max_steps``, ``device``, ``progress``...); a
+            complete member trains on if ``epochs`` grew.
     """
     bank_dir = Path(bank_dir)
     manifest = read_bank_manifest(bank_dir)
     cls = get_trainer_class(str(manifest.get("trainer_class", "GANTrainer")), where=str(bank_dir))
+    cls.config_class.check_resumable(overrides, str(bank_dir))
     try:
         manifest["trainer"] = cls.config_class.from_dict({**manifest["trainer"], **overrides}).to_dict()
         options = dict(manifest["data"]["options"])

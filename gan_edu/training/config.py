@@ -3,24 +3,31 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, ClassVar
 
+from ..domains import NonNegativeInt, PositiveFloat, PositiveInt, check_domains
 from ..errors import check
 from .devices import PRECISIONS, resolve_device
 
 
 @dataclasses.dataclass(frozen=True)
 class TrainerConfig:
-    """Options of the training loop, shared by every trainer."""
+    """Options of the training loop, shared by every trainer.
 
-    epochs: int = 5  # passes over the training data
-    max_steps: int | None = None  # stop after this many steps in all (quick tries, tests); None: no limit
-    max_seconds: float | None = None  # stop after this much training time in one fit call (a budget); None: no limit
-    batch_size: int = 128  # 128 as in Radford et al.; smaller batches make batch norm noisier
+    Each field is an option, written once: ``gan-edu train`` makes its flags from the fields (the
+    comment is the flag's help, the type says which values it takes), ``gan-edu pipeline`` makes
+    the flags of its stages from them, and a run's ``config.json`` records them.
+    :attr:`resumable` names the ones a resume may change.
+    """
+
+    epochs: PositiveInt = 5  # passes over the training data
+    max_steps: PositiveInt | None = None  # stop after this many steps in all (quick tries, tests); None: no limit
+    max_seconds: PositiveFloat | None = None  # stop after this much training time in one fit call (a budget); None: no limit
+    batch_size: PositiveInt = 128  # 128 as in Radford et al.; smaller batches make batch norm noisier
     device: str = "auto"  # "auto": CUDA when present, else CPU; or "cpu", "cuda", "cuda:1"
-    seed: int = 0  # seeds the noise, the data order and (in the CLI) the weights: same seed, same run
-    log_every: int = 25  # steps between metric logs; logs are the only host syncs of the loop
-    checkpoint_every: int | None = None  # steps between extra checkpoints; one is always written per epoch
+    seed: NonNegativeInt = 0  # seeds the noise, the data order and (in the CLI) the weights: same seed, same run
+    log_every: PositiveInt = 25  # steps between metric logs; logs are the only host syncs of the loop
+    checkpoint_every: PositiveInt | None = None  # steps between extra checkpoints; one is always written per epoch
     progress: bool = True  # tqdm progress bar on stderr
     tensorboard: bool = False  # also log to RUN_DIR/tensorboard/ for TensorBoard (needs the tensorboard package)
     flip: bool = False  # random horizontal flips (not for digits or text-like data)
@@ -34,15 +41,16 @@ class TrainerConfig:
     # -- several processes (torchrun) ------------------------------------------------------------
     sync_batchnorm: bool = False  # batch norm over the global batch, not each process's slice: the maths of one process, slower
 
+    #: The options a resume may change (``gan-edu train --resume``, :func:`~.runs.resume_gan_run`,
+    #: :func:`~.bank.resume_bank`): how long the run goes on, where, how fast and what it logs;
+    #: never what it learns from or how. A variant adds its own: ``resumable = TrainerConfig.resumable | {...}``.
+    resumable: ClassVar[frozenset[str]] = frozenset({
+        "epochs", "max_steps", "max_seconds", "device", "progress", "log_every", "checkpoint_every", "tensorboard",
+        "precision", "channels_last", "cudnn_benchmark", "fused_optimizer", "compile", "sync_batchnorm",
+    })
+
     def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size", "log_every"):
-            value = getattr(self, name)
-            check(isinstance(value, int) and value > 0, f"{name}={value!r}: expected a positive int")
-        check(self.max_seconds is None or (isinstance(self.max_seconds, (int, float)) and self.max_seconds > 0), f"max_seconds={self.max_seconds!r}: expected a positive number or None")
-        for name in ("max_steps", "checkpoint_every"):
-            value = getattr(self, name)
-            check(value is None or (isinstance(value, int) and value > 0), f"{name}={value!r}: expected a positive int or None")
-        check(isinstance(self.seed, int) and self.seed >= 0, f"seed={self.seed!r}: expected a non-negative int")
+        check_domains(self)  # epochs, batch_size, seed...: the values their types declare
         if self.tensorboard:
             from .tensorboard import check_tensorboard
 
@@ -63,3 +71,10 @@ class TrainerConfig:
         unknown = sorted(set(values) - names)
         check(not unknown, f"trainer config keys {unknown}: not options of {cls.__name__}")
         return cls(**values)
+
+    @classmethod
+    def check_resumable(cls, changes: dict[str, Any], where: str) -> None:
+        """Refuse, in one line, a resume of ``where`` that would change an option outside :attr:`resumable`."""
+        fixed = sorted(set(changes) - cls.resumable)
+        check(not fixed, f"resume {where} with {', '.join(f'{k}={changes[k]!r}' for k in fixed)}: a resume keeps the run's own "
+              f"{', '.join(fixed)}; expected changes of {', '.join(sorted(cls.resumable))} only")

@@ -51,6 +51,7 @@ from torch import nn
 
 from ..augment import DiffAugment, parse_policy
 from ..data.loader import Batch
+from ..domains import PositiveInt
 from ..errors import check
 from ..losses import GANLoss, NonSaturatingLoss
 from ..models.base import Discriminator, Generator
@@ -68,12 +69,12 @@ class GANTrainerConfig(TrainerConfig):
     lr_d: float = 2e-4  # Adam learning rate of D
     beta1: float = 0.5  # Adam beta1: 0.5, not 0.9, steadies GAN training (Radford et al.)
     beta2: float = 0.999  # Adam beta2
-    d_steps: int | None = None  # D updates per G update; None: the loss's own (5 for WGAN-GP, else 1)
+    d_steps: PositiveInt | None = None  # D updates per G update; None: the loss's own (5 for WGAN-GP, else 1)
     ema: bool = True  # keep an average of G's weights (Yazici et al. 2019); grids, saved G and export use it
     ema_decay: float = 0.999  # its decay (warmed up as min(decay, (1+n)/(10+n))): ~ the last 1,000 G updates
     diffaugment: str = ""  # D sees real and fake through these differentiable transforms: translation,cutout,color (Zhao et al. 2020)
-    samples_per_class: int = 8  # sample grid: columns per class row (conditional models)
-    num_samples: int = 64  # sample grid: images in all (unconditional models)
+    samples_per_class: PositiveInt = 8  # sample grid: columns per class row (conditional models)
+    num_samples: PositiveInt = 64  # sample grid: images in all (unconditional models)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -86,10 +87,6 @@ class GANTrainerConfig(TrainerConfig):
         check(isinstance(self.ema, bool), f"ema={self.ema!r}: expected True or False")
         check(isinstance(self.ema_decay, float) and 0 <= self.ema_decay < 1, f"ema_decay={self.ema_decay!r}: expected a float in [0, 1)")
         parse_policy(self.diffaugment)  # one line naming a bad transform
-        check(self.d_steps is None or (isinstance(self.d_steps, int) and self.d_steps > 0), f"d_steps={self.d_steps!r}: expected a positive int or None")
-        for name in ("samples_per_class", "num_samples"):
-            value = getattr(self, name)
-            check(isinstance(value, int) and value > 0, f"{name}={value!r}: expected a positive int")
 
 
 class GANTrainer(Trainer):

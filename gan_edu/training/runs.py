@@ -112,7 +112,9 @@ def resume_gan_run(run_dir: str | Path, **overrides: Any) -> tuple[GANTrainer, I
 
     Args:
         run_dir: the run folder.
-        **overrides: trainer options to change (``epochs``, ``max_steps``, ``device``, ``progress``).
+        **overrides: trainer options to change: only those of the run's config class's
+            ``resumable`` (``epochs``, ``max_steps``, ``device``, ``progress``...); any other
+            is refused in one line, since the checkpoint was trained with the run's own.
 
     Returns:
         The trainer (of the class the run recorded, which must be registered), ready for ``fit``,
@@ -122,6 +124,7 @@ def resume_gan_run(run_dir: str | Path, **overrides: Any) -> tuple[GANTrainer, I
     cfg = read_run_config(run_dir)
     check((run_dir / CHECKPOINT_NAME).is_file(), f"{run_dir}: no checkpoint to resume from ({CHECKPOINT_NAME} is missing)")
     cls = get_trainer_class(str(cfg.get("trainer_class", "GANTrainer")), where=str(run_dir))
+    cls.config_class.check_resumable(overrides, str(run_dir))
     try:
         modules = []
         for key in ("generator", "discriminator"):
