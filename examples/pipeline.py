@@ -30,12 +30,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--overwrite", action="store_true")
     args = parser.parse_args(argv)
     try:
-        config = PipelineConfig(
-            dataset=args.dataset, data_root=args.data_root, num_images=args.images,
-            gan_epochs=args.gan_epochs, gan_max_steps=args.gan_max_steps, g_channels=args.width, d_channels=args.width,
-            classifier_epochs=args.classifier_epochs, classifier_max_steps=args.classifier_max_steps,
-            classifier_width=args.classifier_width, progress=False,
-        )
+        # The settings as plain data, nested as report.json saves them: each stage's trainer options
+        # in its own table ("gan", "classifier"), the rest at the top.
+        config = PipelineConfig.from_dict({
+            "dataset": args.dataset, "data_root": args.data_root, "num_images": args.images,
+            "g_channels": args.width, "d_channels": args.width, "gan": {"epochs": args.gan_epochs, "max_steps": args.gan_max_steps},
+            "classifier_width": args.classifier_width, "classifier": {"epochs": args.classifier_epochs, "max_steps": args.classifier_max_steps},
+            "progress": False,
+        })
         report = run_pipeline(config, args.out, overwrite=args.overwrite)
     except GanEduError as e:
         print(f"pipeline: {e}", file=sys.stderr)

@@ -32,6 +32,7 @@ from gan_edu.export import OnnxGenerator, export_generator
 from gan_edu.models import Generator, build_gan
 from gan_edu.pipeline import PipelineConfig
 from gan_edu.training import GANTrainerConfig, load_checkpoint
+from gan_edu.training.classifier_trainer import ClassifierTrainerConfig
 from gan_edu.training.runs import new_gan_run, resume_gan_run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -215,12 +216,12 @@ ROWS = [
     # -- the pipeline: every option checked before any data is loaded or folder made ----------------
     Row("pipeline-loss-unknown", ["pipeline", "--out", "{ws}/new-exp", "--loss", "foo", *PIPE], "loss 'foo'", "expected one of"),
     Row("pipeline-synthetic-fewer-than-a-batch", ["pipeline", "--out", "{ws}/new-exp", *PIPE, "--synthetic-images", "100"],
-        "synthetic_images=100: fewer than classifier_batch_size=128", "expected at least one batch of synthetic images"),
+        "synthetic_images=100: fewer than classifier.batch_size=128", "expected at least one batch of synthetic images"),
     Row("pipeline-classifier-lr", ["pipeline", "--out", "{ws}/new-exp", *PIPE, "--classifier-lr", "50"], "lr=50.0", "expected a learning rate in (0, 10)"),
     Row("pipeline-width-too-large", ["pipeline", "--out", "{ws}/new-exp", *PIPE, "--g-channels", "100000"], "g_channels=100000", "expected a positive int of at most"),
     Row("pipeline-device-unknown", ["pipeline", "--out", "{ws}/new-exp", *PIPE, "--device", "tpu"], "device 'tpu'", "expected 'auto', 'cpu'"),
     Row("pipeline-gan-batch-larger-than-data", ["pipeline", "--out", "{ws}/new-exp", *PIPE, "--gan-batch-size", "512"],
-        "gan_batch_size=512: the training data has only 300 images", "expected a batch size of at most 300"),
+        "gan.batch_size=512: the training data has only 300 images", "expected a batch size of at most 300"),
     Row("pipeline-out-is-a-file", ["pipeline", "--out", "{ws}/file", *PIPE], "--out {ws}/file: exists and is not a folder", "expected a new or empty folder"),
     # -- export ---------------------------------------------------------------------------------
     Row("export-existing-file", ["export", "{ws}/run", "-o", "{ws}/g.onnx"], "-o {ws}/g.onnx: file exists", "use --overwrite to replace it"),
@@ -294,8 +295,8 @@ ROWS = [
         "z: 1 of 4 rows hold NaN or inf (first: row 3)", "expected finite noise"),
     Row("api-export-opset", lambda ws: export_generator(ws / "run", ws / "new.onnx", opset=99), "opset=99", "expected None or an int in [13, 20]"),
     Row("api-pipeline-loss-unknown", lambda ws: PipelineConfig(loss="foo"), "loss 'foo'", "expected one of"),
-    Row("api-pipeline-synthetic-fewer-than-a-batch", lambda ws: PipelineConfig(synthetic_images=10, classifier_batch_size=32),
-        "synthetic_images=10: fewer than classifier_batch_size=32", "expected at least one batch"),
+    Row("api-pipeline-synthetic-fewer-than-a-batch", lambda ws: PipelineConfig(synthetic_images=10, classifier=ClassifierTrainerConfig(batch_size=32)),
+        "synthetic_images=10: fewer than classifier.batch_size=32", "expected at least one batch"),
     Row("api-trainer-batch-zero", lambda ws: GANTrainerConfig(batch_size=0), "batch_size=0", "expected a positive int"),
 ]
 

@@ -101,9 +101,11 @@ def test_bad_weights_files_are_one_line(tmp_path):
 def test_the_pipeline_reports_inception_fid_and_is(weights, tmp_path):
     from gan_edu.pipeline import PipelineConfig, run_pipeline
 
-    config = PipelineConfig(num_images=40, g_channels=4, d_channels=4, gan_max_steps=1, gan_batch_size=20, synthetic_images=20,
-                            classifier_width=4, classifier_max_steps=1, classifier_batch_size=16, device="cpu", progress=False,
-                            inception=True, inception_weights=str(weights))
+    config = PipelineConfig.from_dict({
+        "num_images": 40, "g_channels": 4, "d_channels": 4, "gan": {"max_steps": 1, "batch_size": 20}, "synthetic_images": 20,
+        "classifier_width": 4, "classifier": {"max_steps": 1, "batch_size": 16}, "device": "cpu", "progress": False,
+        "inception": True, "inception_weights": str(weights),
+    })
     report = run_pipeline(config, tmp_path / "exp", log=lambda line: None)
     inception = report["inception"]
     assert inception["images"] == 20 and inception["standard_weights"] is False

@@ -5,17 +5,23 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
+from pathlib import Path
 
 import pytest
 
 from gan_edu.cli import build_parser, main
 from gan_edu.cli.options import field_comments, flag_name
+from gan_edu.cli.pipeline import pipeline_config
 from gan_edu.cli.train import read_options
 from gan_edu.domains import PositiveInt
 from gan_edu.errors import GanEduError
+from gan_edu.pipeline import EXPERIMENT_WIDE, PipelineConfig, nested_settings, reusable_c
 from gan_edu.training import TRAINERS, GANTrainer, GANTrainerConfig, TrainerConfig
 from gan_edu.training.bank import resume_bank
+from gan_edu.training.classifier_trainer import ClassifierTrainerConfig
 from gan_edu.training.runs import resume_gan_run
+
+ROOT = Path(__file__).resolve().parents[1]
 
 TINY = ["--num-images", "32", "--batch-size", "16", "--g-channels", "4", "--d-channels", "4", "--no-progress"]
 #: A valid value other than the default, for the str options (the others are made from their kind).
@@ -162,3 +168,112 @@ def test_the_resume_allow_list_is_one_set_used_by_the_cli_runs_and_banks(tmp_pat
     assert "note: --resume keeps the run's own lr_g" in capsys.readouterr().err
     trainer = json.loads((run / "config.json").read_text())["trainer"]
     assert trainer["lr_g"] == 0.0002 and trainer["max_steps"] == 2 and trainer["log_every"] == 1
+
+
+# -- gan-edu pipeline: the stages' options, nested ---------------------------------------------------
+def test_every_stage_option_is_a_pipeline_flag_and_a_new_trainer_field_needs_no_cli_change():
+    """The flags follow the fields: a field added to TrainerConfig is a flag of train and of both pipeline stages."""
+    train, pipeline = actions("train"), actions("pipeline")
+    for f in dataclasses.fields(TrainerConfig):
+        assert f.name in train, f.name
+        if f.name not in EXPERIMENT_WIDE:
+            assert flag_name(f"gan.{f.name}") in pipeline[f"gan.{f.name}"].option_strings, f.name
+            assert flag_name(f"classifier.{f.name}") in pipeline[f"classifier.{f.name}"].option_strings, f.name
+        else:
+            assert f.name in pipeline and f"gan.{f.name}" not in pipeline and f"classifier.{f.name}" not in pipeline, f.name
+    for f in dataclasses.fields(ClassifierTrainerConfig):
+        assert f.name in EXPERIMENT_WIDE or f"classifier.{f.name}" in pipeline, f.name
+    for f in dataclasses.fields(GANTrainerConfig):  # the GAN's own options: both spellings, as gan-edu train has them
+        if f.name not in {t.name for t in dataclasses.fields(TrainerConfig)}:
+            assert {flag_name(f"gan.{f.name}"), flag_name(f.name)} <= set(pipeline[f"gan.{f.name}"].option_strings), f.name
+    assert EXPERIMENT_WIDE == ("flip", "device", "precision", "channels_last", "compile", "seed", "progress")
+
+
+def pipeline_config_of(argv: list[str]) -> PipelineConfig:
+    return pipeline_config(build_parser("pipeline").parse_args(["pipeline", "--out", "x", *argv]))
+
+
+def test_pipeline_flags_reach_the_stages():
+    config = pipeline_config_of(["--gan-epochs", "2", "--lr-d", "4e-4", "--gan-beta1", "0", "--no-ema", "--gan-max-seconds", "60",
+                                 "--classifier-lr", "0.1", "--classifier-warmup-steps", "7", "--classifier-optimizer", "adam",
+                                 "--device", "cpu", "--seed", "3", "--flip"])
+    gan, clf = config.gan_trainer_config(), config.classifier_trainer_config(1000)
+    assert (gan.epochs, gan.lr_d, gan.beta1, gan.ema, gan.max_seconds, gan.batch_size) == (2, 4e-4, 0.0, False, 60.0, 64)
+    assert (clf.lr, clf.warmup_steps, clf.optimizer, clf.epochs) == (0.1, 7, "adam", 10)
+    for stage in (gan, clf):  # the experiment-wide options reach every stage
+        assert (stage.device, stage.seed, stage.flip) == ("cpu", 3, True)
+    assert config.gan.device == "auto" and config.to_dict()["gan"].get("device") is None  # written once, at the top
+
+
+@pytest.mark.parametrize("suffix", ["json", "toml"])
+def test_pipeline_config_file_nested_with_flags_winning_over_it_and_it_over_a_preset(tmp_path, suffix):
+    values = {"model": "cdcgan", "g_channels": 16, "gan": {"epochs": 4, "lr_g": 1e-4, "ema": True}, "classifier": {"lr": 0.3}, "device": "cpu"}
+    text = json.dumps(values) if suffix == "json" else (
+        'model = "cdcgan"\ng_channels = 16\ndevice = "cpu"\n[gan]\nepochs = 4\nlr_g = 1e-4\nema = true\n[classifier]\nlr = 0.3\n')
+    path = write(tmp_path, f"exp.{suffix}", text)
+    config = pipeline_config_of(["--preset", "mnist", "--config", str(path), "--gan-epochs", "5", "--classifier-epochs", "1"])
+    assert config.dataset == "mnist" and config.classifier_model == "resnet9"  # the preset
+    assert config.g_channels == 16 and config.gan.lr_g == 1e-4 and config.gan.ema and config.classifier.lr == 0.3  # the file beats the preset
+    assert config.gan.epochs == 5 and config.classifier.epochs == 1 and config.device == "cpu"  # the flags beat both
+    assert config.classifier.schedule == "onecycle" and config.gan.batch_size == 64  # the preset where neither says
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"gan": {"lr": 0.1}}, "'gan.lr' is not an option here; expected one of balanced, batch_size, beta1, "),
+        ({"gan": {"device": "cpu"}}, "'gan.device' is not an option here; expected 'device' at the top (one value for every stage)"),
+        ({"gna": {"epochs": 3}}, "'gna.epochs' is not an option here; expected one of "),
+        ({"gan": {"epochs": -1}}, "gan.epochs=-1: -1 is not positive; expected a positive int"),
+        ({"classifier": {"lr": 50}}, "classifier: lr=50.0: expected a learning rate in (0, 10)"),
+        ({"gan": 3}, "'gan' is not an option here"),
+        ({"classifier_tta": "yes"}, "classifier_tta='yes': expected true or false"),
+    ],
+)
+def test_bad_pipeline_config_files_are_refused_in_one_line(tmp_path, capsys, values, message):
+    path = write(tmp_path, "bad.json", json.dumps(values))
+    assert main(["pipeline", "--config", str(path), "--out", str(tmp_path / "exp")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err, err
+    assert not (tmp_path / "exp").exists()
+
+
+def test_pipeline_config_as_plain_data_round_trips_and_refuses_what_it_does_not_know():
+    config = pipeline_config_of(["--gan-epochs", "2", "--lr-g", "1e-4", "--classifier-model", "resnet9", "--classifier-schedule", "onecycle"])
+    assert PipelineConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
+    assert config.merged({"gan": {"max_steps": 3}}).gan == dataclasses.replace(config.gan, max_steps=3)
+    with pytest.raises(GanEduError, match="'gan_epochs' is not a pipeline option"):
+        PipelineConfig.from_dict({"gan_epochs": 3})
+    with pytest.raises(GanEduError, match="gan.seed: seed is experiment-wide; expected it once, at the top"):
+        PipelineConfig.from_dict({"gan": {"seed": 3}})
+    with pytest.raises(GanEduError, match=r"gan.device='cpu': device is experiment-wide; expected it given once, as PipelineConfig.device"):
+        PipelineConfig(gan=GANTrainerConfig(device="cpu"))
+
+
+def test_a_variant_trainer_gets_its_own_config_in_the_pipeline(monkeypatch):
+    monkeypatch.setitem(TRAINERS, "TempoGANTrainer", TempoGANTrainer)
+    config = pipeline_config_of(["--trainer", "TempoGANTrainer", "--tempo", "5", "--gan-epochs", "2"])
+    assert type(config.gan) is TempoConfig and config.gan.tempo == 5 and config.gan.batch_size == 64
+    assert type(PipelineConfig(trainer="TempoGANTrainer").gan) is TempoConfig  # the pipeline's GANTrainerConfig, made the variant's
+    assert PipelineConfig.from_dict(config.to_dict()) == config
+
+
+# -- reports written before the nesting ------------------------------------------------------------
+def test_an_old_flat_report_is_understood(tmp_path):
+    old = json.loads((ROOT / "docs" / "results" / "mnist-6-epochs-resnet9" / "report.json").read_text())["settings"]
+    assert "gan_epochs" in old and old["classifier"] == "resnet9"  # a report of the flat layout
+    settings = nested_settings(old)
+    config = PipelineConfig.from_dict(settings)
+    assert (config.gan.epochs, config.gan.ema, config.classifier_model, config.classifier.lr, config.classifier.schedule) == (6, False, "resnet9", 0.2, "onecycle")
+    assert nested_settings({"gan_minutes": 3.5, "classifier": "vgg"}) == {"gan": {"max_seconds": 210.0}, "classifier_model": "vgg"}
+    # --reuse-c of such an experiment: its c is reused when the recipe agrees, refused in one line when not
+    folder = tmp_path / "old"
+    (folder / "c" / "classifier").mkdir(parents=True)
+    (folder / "c" / "classifier" / "config.json").write_text("{}")
+    (folder / "report.json").write_text(json.dumps({"settings": old}))
+    assert reusable_c(config.merged({"reuse_c": str(folder), "gan": {"epochs": 2}})) == folder / "c" / "classifier"  # the GAN may differ
+    with pytest.raises(GanEduError, match=r"its c was trained with other classifier.lr \(classifier.lr=0.2\)"):
+        reusable_c(config.merged({"reuse_c": str(folder), "classifier": {"lr": 0.1}}))
+    (folder / "report.json").write_text(json.dumps({"settings": ["not", "settings"]}))
+    with pytest.raises(GanEduError, match="not a pipeline report; expected the report.json gan-edu pipeline wrote"):
+        reusable_c(config.merged({"reuse_c": str(folder)}))

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from gan_edu.cli import main
+from gan_edu.cli import build_parser, main
+from gan_edu.cli.pipeline import pipeline_config
 from gan_edu.errors import GanEduError
 from gan_edu.export import export_generator
 from gan_edu.export.runtime import OnnxGenerator
@@ -108,6 +109,12 @@ def test_tiny_pipeline_end_to_end(tmp_path, capsys):
         assert (out / name).is_file(), name
     assert "GAN-train" in capsys.readouterr().out
     assert main(argv) == 2  # never overwritten without --overwrite
+    # the settings, nested by stage, round-trip through report.json, as data and as a --config file
+    config = pipeline_config(build_parser("pipeline").parse_args(argv))
+    assert report["settings"]["gan"]["batch_size"] == 32 and report["settings"]["classifier"]["max_steps"] == 3
+    assert PipelineConfig.from_dict(report["settings"]) == config
+    (tmp_path / "again.json").write_text(json.dumps(report["settings"]))
+    assert pipeline_config(build_parser("pipeline").parse_args(["pipeline", "--out", "y", "--config", str(tmp_path / "again.json")])) == config
 
 
 def test_experiment_folders_are_never_mixed_or_clobbered(tmp_path):

@@ -232,13 +232,13 @@ def test_pipeline_with_every_switch_and_a_preset(tmp_path):
     out = tmp_path / "exp"
     argv = ["pipeline", "--out", str(out), "--num-images", "300", "--g-channels", "4", "--d-channels", "4", "--gan-epochs", "1",
             "--gan-batch-size", "32", "--spectral-norm", "--diffaugment", "translation,color", "--ema-decay", "0.99", "--loss", "hinge",
-            "--lr-d", "0.0004", "--beta1", "0.0", "--synthetic", "stream", "--synthetic-images", "100", "--classifier", "resnet9",
+            "--lr-d", "0.0004", "--beta1", "0.0", "--synthetic", "stream", "--synthetic-images", "100", "--classifier-model", "resnet9",
             "--classifier-width", "4", "--classifier-epochs", "2", "--classifier-batch-size", "20", "--classifier-lr", "0.2",
             "--classifier-schedule", "onecycle", "--classifier-label-smoothing", "0.2", "--classifier-tta", "--no-progress"]
     assert main(argv) == 0
     report = json.loads((out / "report.json").read_text())
     s = report["settings"]
-    assert s["spectral_norm"] and s["diffaugment"] == "translation,color" and s["synthetic"] == "stream" and s["classifier_tta"]
+    assert s["spectral_norm"] and s["gan"]["diffaugment"] == "translation,color" and s["synthetic"] == "stream" and s["classifier_tta"]
     assert report["synthetic"] == {"mode": "stream", "images": 100, "c_prime_saw": 200, "note": "fresh images every epoch of c'"}
     gan = json.loads((out / "gan" / "config.json").read_text())
     assert gan["trainer"]["ema_decay"] == 0.99 and gan["trainer"]["lr_d"] == 0.0004 and gan["discriminator"]["config"]["spectral_norm"]
@@ -253,10 +253,10 @@ def test_presets_are_valid_and_flags_win(monkeypatch):
     from gan_edu.pipeline import PRESETS, PipelineConfig
 
     for name, values in PRESETS.items():
-        PipelineConfig(**values)  # every preset passes the config's own checks
+        PipelineConfig.from_dict(values)  # every preset passes the config's own checks
         args = build_parser().parse_args(["pipeline", "--out", "x", "--preset", name, "--gan-epochs", "3"])
         config = pipeline_config(args)
-        assert config.gan_epochs == 3 and config.dataset == values["dataset"] and config.classifier == values["classifier"]
+        assert config.gan.epochs == 3 and config.dataset == values["dataset"] and config.classifier_model == values["classifier_model"]
     args = build_parser().parse_args(["pipeline", "--out", "x", "--preset", "cifar10", "--dataset", "mnist"])
     with pytest.raises(GanEduError, match="the preset is for cifar10"):
         pipeline_config(args)
@@ -280,7 +280,7 @@ def test_gpu_cifar10_script_dry_run(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:] + done.stdout[-2000:]
     assert "c' " in done.stdout and "GAN-test" in done.stdout and "wall:" in done.stdout
     report = json.loads((tmp_path / "out" / "experiment" / "report.json").read_text())
-    assert report["settings"]["classifier"] == "resnet9" and report["settings"]["dataset"] == "cifar10"
+    assert report["settings"]["classifier_model"] == "resnet9" and report["settings"]["dataset"] == "cifar10"
     assert (tmp_path / "out" / "log.txt").is_file()
     missing = subprocess.run(["bash", str(script), "--dry-run", str(tmp_path / "nowhere"), str(tmp_path / "o2")], capture_output=True, text=True, env=env)
     assert missing.returncode == 2 and "cifar-10-batches-py" in missing.stderr

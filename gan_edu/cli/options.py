@@ -79,7 +79,7 @@ def add_dataclass_arguments(
         dest = f"{section}.{f.name}" if section else f.name
         if f.name in skip or ft.nested is not None or dest in taken:
             continue  # a variant's config repeats its base's fields: the first flag serves both
-        default = getattr(defaults, f.name) if defaults is not None else (f.default if f.default is not dataclasses.MISSING else None)
+        default = getattr(defaults, f.name, f.default if f.default is not dataclasses.MISSING else None)
         help_text = f"{comments.get(f.name, '')} (default {default!r})".strip()
         flags = [flag_name(dest)] + ([flag_name(f.name)] if section and f.name in bare else [])
         if ft.kind is bool:
@@ -177,9 +177,12 @@ def apply_config_file(args: argparse.Namespace) -> None:
     for dest, value in _flatten(read_config_file(args.config)).items():
         action = actions.get(dest)
         if action is None:
-            section = dest.rsplit(".", 1)[0] + "." if "." in dest else ""
-            names = sorted({d[len(section):].split(".")[0] for d in actions if d.startswith(section)})
-            expected = f"one of {', '.join(names)}" if names else f"one of {', '.join(sorted({d.split('.')[0] for d in actions}))}"
+            section, _, name = dest.rpartition(".")
+            names = sorted({d[len(section) + 1:] for d in actions if d.startswith(section + ".")} if section else ())
+            if section and name in actions:  # an option of the whole command, given inside a section
+                expected = f"{name!r} at the top (one value for every stage)"
+            else:
+                expected = f"one of {', '.join(names or sorted({d.split('.')[0] for d in actions}))}"
             raise GanEduError(f"{where}: {dest!r} is not an option here; expected {expected}")
         parsed = file_value(action, value, f"{where}: {dest}")
         if parsed is not None and getattr(args, dest, None) in (None, parser.get_default(dest)):

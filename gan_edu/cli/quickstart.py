@@ -18,6 +18,8 @@ from typing import Any
 from ..errors import check
 from ..io import atomic_open
 from ..pipeline import PipelineConfig, run_pipeline
+from ..training.classifier_trainer import ClassifierTrainerConfig
+from ..training.gan_trainer import GANTrainerConfig
 from .args import non_negative_int, positive_int
 
 #: Budgets chosen so the whole run ends in under 5 minutes on 2 CPU cores (measured: see README).
@@ -28,20 +30,18 @@ QUICKSTART = PipelineConfig(
     model="cdcgan",
     g_channels=32,
     d_channels=32,
-    gan_epochs=6,
-    gan_batch_size=64,
+    gan=GANTrainerConfig(epochs=6, batch_size=64),
     synthetic_images=10_000,
-    classifier="vgg",
+    classifier_model="vgg",
     classifier_width=16,
-    classifier_epochs=2,
-    classifier_lr=0.05,
+    classifier=ClassifierTrainerConfig(epochs=2, lr=0.05),
 )
 
 
 def register(sub: Any) -> None:
     p = sub.add_parser("quickstart", help="the whole flow on the built-in shapes: GAN, ONNX, c vs c' (offline, minutes)")
     p.add_argument("--out", type=Path, help="run folder (default runs/quickstart, or runs/quickstart-N if taken)")
-    p.add_argument("--gan-epochs", type=positive_int, default=QUICKSTART.gan_epochs, help=f"default {QUICKSTART.gan_epochs}")
+    p.add_argument("--gan-epochs", type=positive_int, default=QUICKSTART.gan.epochs, help=f"default {QUICKSTART.gan.epochs}")
     p.add_argument("--max-steps", type=positive_int, help="cap the GAN and each classifier at this many steps (a quick look)")
     p.add_argument("--device", default="auto", help="auto (default), cpu, cuda")
     p.add_argument("--seed", type=non_negative_int, default=0, help="seed of weights, noise and data order (default 0)")
@@ -60,19 +60,17 @@ def free_run_dir(base: Path) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    import dataclasses
-
     t0 = time.perf_counter()
     out = args.out if args.out is not None else free_run_dir(Path("runs") / "quickstart")
     check(
         args.out is None or not args.out.exists() or not any(args.out.iterdir()),
         f"--out {args.out}: the folder exists and is not empty; quickstart never overwrites: expected a new folder (or no --out)",
     )
-    config = dataclasses.replace(
-        QUICKSTART, gan_epochs=args.gan_epochs, gan_max_steps=args.max_steps, classifier_max_steps=args.max_steps,
-        synthetic_images=QUICKSTART.synthetic_images if args.max_steps is None else 500,
-        device=args.device, seed=args.seed, progress=not args.no_progress,
-    )
+    config = QUICKSTART.merged({
+        "gan": {"epochs": args.gan_epochs, "max_steps": args.max_steps}, "classifier": {"max_steps": args.max_steps},
+        "synthetic_images": QUICKSTART.synthetic_images if args.max_steps is None else 500,
+        "device": args.device, "seed": args.seed, "progress": not args.no_progress,
+    })
     print(f"gan-edu quickstart: a conditional DCGAN learns 10 classes of shapes, then c vs c' -> {out}", file=sys.stderr)
     report = run_pipeline(config, out, log=lambda line: print(f"quickstart: {line}", file=sys.stderr))
     wall = time.perf_counter() - t0

@@ -1,0 +1,153 @@
+"""The measures of the c vs c' experiment and the report that holds them (``report.json``, ``report.md``).
+
+:func:`measure` tests c and c' on the real held-out images and judges the synthetic ones
+(GAN-test, Fréchet distance of c's features, class histogram, colour statistics);
+:func:`write_report` writes the numbers, the pictures and the page a person reads. The stages
+that lead here are in :mod:`gan_edu.pipeline`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .data.images import ImageDataset
+from .io import atomic_open, atomic_write_json
+from .metrics import (
+    accuracy,
+    class_histogram,
+    colour_statistics,
+    confusion_matrix,
+    frechet_distance,
+    per_class_accuracy,
+)
+from .plots import plot_confusions, plot_per_class_accuracy
+from .training.classifier_trainer import predict
+
+
+def measure(c: torch.nn.Module, c_prime: torch.nn.Module, train: ImageDataset, evaluation: ImageDataset, pool: ImageDataset, *, tta: bool) -> dict[str, Any]:
+    """The experiment's numbers: c and c' on the real ``evaluation`` images, c on the synthetic ``pool``.
+
+    Args:
+        c, c_prime: the classifiers trained on real and on synthetic images.
+        train: the real training images (their colour statistics are the reference).
+        evaluation: the real held-out images (test split, or validation).
+        pool: labelled synthetic images (GAN-test, Fréchet distance, histograms).
+        tta: predict from each test image and its mirror image.
+
+    Returns:
+        accuracies, GAN-test, Fréchet distance, per-class rows, colour statistics and both
+        confusion matrices, under the keys ``report.json`` uses.
+    """
+    k, names = train.num_classes, list(train.class_names)
+    y = evaluation.labels.numpy()
+    pred_c, pred_cp = predict(c, evaluation.images, tta_flip=tta).numpy(), predict(c_prime, evaluation.images, tta_flip=tta).numpy()
+    cm_c, cm_cp = confusion_matrix(pred_c, y, k), confusion_matrix(pred_cp, y, k)
+    pred_synth = predict(c, pool.images).numpy()  # GAN-test: c judges the synthetic images
+    n_fd = min(len(evaluation), len(pool), 10_000)
+    feats_real = predict(c, evaluation.images[:n_fd], features=True).numpy()
+    feats_fake = predict(c, pool.images[:n_fd], features=True).numpy()
+    return {
+        "c_accuracy": accuracy(pred_c, y),
+        "c_prime_accuracy": accuracy(pred_cp, y),
+        "gan_test_accuracy": accuracy(pred_synth, pool.labels.numpy()),
+        "frechet_distance": frechet_distance(feats_real, feats_fake),
+        "frechet_distance_note": "between features of classifier c on real and synthetic images; not comparable with Inception FID",
+        "per_class": [
+            {"class": names[i], "c": float(per_class_accuracy(cm_c)[i]), "c_prime": float(per_class_accuracy(cm_cp)[i]),
+             "judged_as_fraction": float(class_histogram(pred_synth, k)[i]),
+             "gan_test": float(per_class_accuracy(confusion_matrix(pred_synth, pool.labels.numpy(), k))[i])}
+            for i in range(k)
+        ],
+        "colour_statistics": {
+            "synthetic": colour_statistics(pool.images.numpy(), pool.labels.numpy(), k),
+            "real": colour_statistics(train.images[: len(pool)].numpy(), train.labels[: len(pool)].numpy(), k),
+        },
+        "confusion": {"c": cm_c.tolist(), "c_prime": cm_cp.tolist()},
+        "frechet_images": n_fd,
+    }
+
+
+def inception_scores(inception: tuple[Any, dict[str, Any]], train: ImageDataset, pool: ImageDataset) -> dict[str, Any]:
+    """Inception FID and IS of the synthetic ``pool`` against the real training images, comparable with papers (docs/fid.md)."""
+    from .inception import fid_and_is, inception_features, uint8_batches
+
+    model, weights = inception
+    n = min(len(train), len(pool), 10_000)
+    scores = fid_and_is(inception_features(model, uint8_batches(train.images[:n], 50)),
+                        inception_features(model, uint8_batches(pool.images[:n], 50)), splits=min(10, n))
+    return {**scores, "images": n, "real": "train", "standard_weights": weights["standard"]}
+
+
+def write_report(report: dict[str, Any], class_names: list[str], out: Path) -> None:
+    """``report.json``, ``report.md``, ``confusion.png`` and ``per_class_accuracy.png`` in ``out``."""
+    cm = report["confusion"]
+    plot_confusions({"c (real training images)": cm["c"], "c' (synthetic training images)": cm["c_prime"]}, class_names, out / "confusion.png")
+    rows = report["per_class"]
+    plot_per_class_accuracy(class_names, {"c": [r["c"] for r in rows], "c'": [r["c_prime"] for r in rows]}, out / "per_class_accuracy.png")
+    atomic_write_json(out / "report.json", report)
+    with atomic_open(out / "report.md", "w") as f:
+        f.write(report_markdown(report))
+
+
+def synthetic_words(report: dict[str, Any]) -> str:
+    """How c' saw synthetic images, in words: a fixed pool or a stream."""
+    syn = report.get("synthetic", {"mode": "pool", "images": report["sizes"]["synthetic"]})
+    if syn["mode"] == "stream":
+        return f"a stream of {syn['images']} fresh synthetic images per epoch"
+    return f"a fixed pool of {syn['images']} synthetic images"
+
+
+def _ran(report: dict[str, Any], name: str) -> str:
+    """`` (trained 120 steps, 2.4 epochs)``: what a training really ran, as the report recorded it."""
+    done = report.get("ran", {}).get(name)
+    if not done:
+        return ""
+    steps, epochs = done["steps"], done["epochs"]
+    return f" (trained {steps} step{'s' * (steps != 1)}, {epochs:g} epoch{'s' * (epochs != 1)})"
+
+
+def report_markdown(report: dict[str, Any]) -> str:
+    """The report as a page a person reads."""
+    s = report["settings"]
+    split = report["eval_split"]
+    lines = [
+        f"# c vs c' on {s['dataset']}",
+        "",
+        f"Generator: `{s['model']}`{' per class' if s['per_class'] else ''}, {s['loss']} loss{_ran(report, 'gan')}; classifier `{s['classifier_model']}` "
+        f"(width {s['classifier_width']}) for both c{_ran(report, 'c')} and c'{_ran(report, 'c_prime')}. Evaluated on the real **{split}** split "
+        f"({report['sizes']['evaluation']} images).",
+        "",
+        "| measure | value |",
+        "|---|---|",
+        f"| c: trained on real images, accuracy on real {split} images | {report['c_accuracy']:.4f} |",
+        f"| c': trained on {synthetic_words(report)}, accuracy on real {split} images (GAN-train) | {report['c_prime_accuracy']:.4f} |",
+        f"| GAN-test: c's accuracy on synthetic images (their intended class) | {report['gan_test_accuracy']:.4f} |",
+        f"| Fréchet distance, features of c, real vs synthetic (not Inception FID) | {report['frechet_distance']:.3f} |",
+        "",
+        "| class | c | c' | GAN-test | share of synthetic images c assigns to it |",
+        "|---|---|---|---|---|",
+    ]
+    for row in report["per_class"]:
+        lines.append(f"| {row['class']} | {row['c']:.3f} | {row['c_prime']:.3f} | {row['gan_test']:.3f} | {row['judged_as_fraction']:.3f} |")
+    t = report["timings"]
+    lines += [
+        "",
+        f"Timings: {', '.join(f'{k[:-2]} {v:.0f} s' for k, v in t.items())}. Hardware: {report['hardware']['device']}"
+        f"{' (' + report['hardware']['cuda'] + ')' if report['hardware']['cuda'] else ''}, {report['hardware']['torch_threads']} torch threads.",
+        "",
+        "![samples, one row per class](samples_per_class.png)",
+        "",
+        "![confusion matrices of c and c'](confusion.png)",
+        "",
+        "Settings:",
+        "",
+        "```json",
+        json.dumps(s, indent=2),
+        "```",
+        "",
+    ]
+    return "\n".join(lines)
