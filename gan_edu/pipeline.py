@@ -104,6 +104,7 @@ class PipelineConfig:
     precision: str = "fp32"  # the GAN's and both classifiers' autocast: fp32, bf16 or fp16 (CUDA); see docs/performance.md
     channels_last: bool = False  # NHWC layout for the GAN and both classifiers (tensor-core GPUs)
     compile: bool = False  # torch.compile the models' forward passes in every stage
+    cuda_graph: bool = False  # CUDA only: record the GAN's and both classifiers' steps as CUDA graphs and replay them (docs/performance.md)
     seed: int = 0
     progress: bool = True
     tensorboard: bool = False  # TensorBoard logs of the GAN stage in OUT/gan/tensorboard (needs the tensorboard package)
@@ -176,7 +177,7 @@ class PipelineConfig:
 
     def speed_switches(self) -> dict[str, Any]:
         """The trainers' speed switches, the same for every stage."""
-        return {"precision": self.precision, "channels_last": self.channels_last, "compile": self.compile}
+        return {"precision": self.precision, "channels_last": self.channels_last, "compile": self.compile, "cuda_graph": self.cuda_graph}
 
 
 #: Settings for one flag (``gan-edu pipeline --preset NAME``); flags given beside it win.

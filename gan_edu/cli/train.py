@@ -37,6 +37,7 @@ def add_trainer_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--precision", choices=("fp32", "bf16", "fp16"), help="autocast precision (default fp32; fp16 needs CUDA)")
     p.add_argument("--channels-last", action="store_true", help="NHWC memory layout (faster on tensor-core GPUs)")
     p.add_argument("--compile", action="store_true", help="torch.compile the models' forward passes")
+    p.add_argument("--cuda-graph", action="store_true", help="CUDA only: record the whole step as a CUDA graph and replay it (falls back, saying why)")
     p.add_argument("--sync-batchnorm", action="store_true", help="under torchrun: batch norm over the global batch (the maths of one process)")
 
 
@@ -46,7 +47,7 @@ def trainer_overrides(args: argparse.Namespace) -> dict[str, Any]:
     values = {k: getattr(args, k) for k in names if getattr(args, k, None) is not None}
     if getattr(args, "no_progress", False):
         values["progress"] = False
-    for flag in ("channels_last", "compile", "sync_batchnorm", "tensorboard"):
+    for flag in ("channels_last", "compile", "cuda_graph", "sync_batchnorm", "tensorboard"):
         if getattr(args, flag, False):
             values[flag] = True
     return values
@@ -115,7 +116,7 @@ def train(args: argparse.Namespace) -> int:
     if args.resume is not None:
         if data_options(args):
             say("gan-edu train: note: --resume loads the run's own data (its config.json data options)", file=sys.stderr)
-        allowed = {"epochs", "max_steps", "device", "progress", "log_every", "checkpoint_every", "precision", "channels_last", "compile", "sync_batchnorm", "tensorboard"}
+        allowed = {"epochs", "max_steps", "device", "progress", "log_every", "checkpoint_every", "precision", "channels_last", "compile", "cuda_graph", "sync_batchnorm", "tensorboard"}
         fixed = sorted(set(overrides) - allowed) + (["trainer class"] if args.trainer != "GANTrainer" else [])
         if fixed:
             say(f"gan-edu train: note: --resume keeps the run's own {', '.join(fixed)}", file=sys.stderr)
