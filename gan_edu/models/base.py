@@ -27,9 +27,9 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
-from torch.utils._python_dispatch import is_in_torch_dispatch_mode
 from torch import nn
 from torch.overrides import TorchFunctionMode
+from torch.utils._python_dispatch import is_in_torch_dispatch_mode
 
 from ..errors import GanEduError, check
 from ..io import atomic_open, atomic_write_json
