@@ -342,7 +342,7 @@ def run_pipeline(config: PipelineConfig, out_dir: str | Path, *, overwrite: bool
     t = time.perf_counter()
     n_synthetic = config.synthetic_images or len(train)
     # a stream's images are drawn while c' trains; a pool of the evaluation's size then serves GAN-test and Fréchet
-    pool = sample_pool(generator, n_synthetic if config.synthetic == "pool" else min(n_synthetic, len(evaluation)), seed=config.seed + 1)
+    pool = sample_pool(generator, n_synthetic if config.synthetic == "pool" else min(n_synthetic, len(evaluation)), seed=config.seed + 1, device=resolve_device(config.device))
     timings["sample_s"] = time.perf_counter() - t
     log(f"exported {onnx_path.name}; sampled {len(pool)} synthetic images with onnxruntime in {timings['sample_s']:.1f} s")
     per_row = 10
