@@ -180,3 +180,26 @@ def test_a_second_fit_replays_the_same_recording_unless_the_state_changed(rehear
     trainer.resume()  # new optimizer state tensors: a new recording
     trainer.fit(tiny_shapes)
     assert trainer.captured is not first
+
+
+@pytest.mark.slow
+def test_the_gpu_check_script_runs_as_it_is(tmp_path):
+    """benchmarks/gpu_check.sh --dry-run: every step of the GPU script, tiny, on the CPU (the rehearsal for graphs)."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_check.sh"
+    env = {**os.environ, "PYTHON": sys.executable, "OMP_NUM_THREADS": "1", "OUT": str(tmp_path)}
+    done = subprocess.run(["bash", str(script), "--dry-run"], capture_output=True, text=True, env=env, timeout=900)
+    assert done.returncode == 0, done.stdout[-3000:]
+    results = json.loads((tmp_path / "gpu_check" / "gpu_check.json").read_text())
+    assert results["gan_fp32"]["recorded"] and results["classifier"]["recorded"]
+    assert max(results["gan_fp32"]["max_weight_difference"].values()) < 1e-4
+    assert results["sampling"]["uint8_max_difference"] == 0  # the bound path on the CPU provider: the same images
+    assert "ratio gan-edu / baseline at batch 8" in done.stdout and "gpu_check: done" in done.stdout
+    assert (tmp_path / "gpu_check" / "gpu_check.log").is_file() and (tmp_path / "gpu_check" / "profile_fp32.txt").is_file()
+    wrong = subprocess.run(["bash", str(script), "--fast"], capture_output=True, text=True, env=env)
+    assert wrong.returncode == 2 and "unknown argument --fast" in wrong.stderr
