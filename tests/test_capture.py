@@ -203,3 +203,19 @@ def test_the_gpu_check_script_runs_as_it_is(tmp_path):
     assert (tmp_path / "gpu_check" / "gpu_check.log").is_file() and (tmp_path / "gpu_check" / "profile_fp32.txt").is_file()
     wrong = subprocess.run(["bash", str(script), "--fast"], capture_output=True, text=True, env=env)
     assert wrong.returncode == 2 and "unknown argument --fast" in wrong.stderr
+
+
+def test_a_step_that_cannot_be_recorded_falls_back_to_the_eager_step(rehearse, tiny_shapes, caplog):
+    class ReadsBackGANTrainer(GANTrainer):
+        graph_safe = True  # wrongly: its objective reads a value back to the host
+
+        def generator_objective(self, fake_logits, *, fake, labels):
+            scale = 1.0 if float(fake_logits.detach().mean()) < 1e9 else 0.0
+            return super().generator_objective(fake_logits, fake=fake, labels=labels) * scale
+
+    g, d = build_gan("cdcgan", image_shape=(3, 32, 32), num_classes=10, **TINY)
+    trainer = ReadsBackGANTrainer(g, d, None, _gan_config(cuda_graph=True))
+    with caplog.at_level(logging.WARNING, logger="gan_edu.training"):
+        trainer.fit(tiny_shapes)
+    assert trainer.step == 8 and trainer.captured is None
+    assert any("recording the step failed (CaptureError" in r.getMessage() for r in caplog.records)

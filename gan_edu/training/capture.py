@@ -292,7 +292,14 @@ class RecordedSteps:
         captured = self.captured
         if captured is None or not captured.fits(*batch):
             return self.train_step(batch)  # type: ignore[attr-defined]
-        return captured(*batch)
+        if captured.outputs is not None or captured.calls < captured.warmup:
+            return captured(*batch)
+        try:  # this call records: what the step cannot hold shows now
+            return captured(*batch)
+        except Exception as error:  # noqa: BLE001 - any failure to record means: run eagerly, and say why
+            self.captured = None
+            say_once(self, f"recording the step failed ({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''})")
+            return self.train_step(batch)  # type: ignore[attr-defined]
 
 
 def backend_for(device: torch.device) -> str | None:
