@@ -29,7 +29,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -110,7 +109,8 @@ def classifier_pair(args, data, device: torch.device) -> dict:
 
 def profile(trainer, data, device: torch.device, steps: int, path: Path) -> dict:
     """Kernels per step and the top operations of ``steps`` eager steps (``torch.profiler``)."""
-    from torch.profiler import ProfilerActivity, profile as torch_profile
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
 
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
     trainer.captured = None
