@@ -4,8 +4,9 @@ A DCGAN step on a large GPU is bound by kernel launches, not arithmetic: hundred
 each launched by Python. A CUDA graph records the kernels of one step once and replays them with
 one call. What a replay does is fixed at capture:
 
-* every tensor it reads or writes is the same memory each time: the batch is copied into static
-  input buffers, and the outputs (the step's metrics) are the same tensors each time;
+* every tensor it reads or writes is the same memory each time: the inputs are copied into
+  static buffers (for a device-resident set, the batch's indices and flips: the gather happens in
+  the graph), and the outputs (the step's metrics) are the same tensors each time;
 * every number that is not a tensor is frozen: a learning rate or an average's decay that changes
   from step to step must be a tensor on the device, updated by the step itself;
 * nothing may read a value back to the host (``.item()``, ``if tensor:``, ``nonzero``);
@@ -86,6 +87,7 @@ class CapturedStep:
         self.inputs: list[torch.Tensor] | None = None  # the static input buffers
         self.outputs: dict[str, torch.Tensor] | None = None
         self.key_fn = key
+        self.gather: Callable[..., Any] | None = None  # set when the inputs are indices and flips of a device-resident set
         self.key: tuple[Any, ...] | None = None  # what the recording holds, taken when it is made (RecordedSteps.capture_step)
 
     def fits(self, *inputs: torch.Tensor) -> bool:
@@ -160,14 +162,16 @@ class Rehearsal:
         saved = [(t, t.detach().clone()) for t in self.state()]
         generators = [(g, g.get_state()) for g in self.generators] + [(None, torch.get_rng_state())]
         mode = _Recorder()
-        with mode:
-            outputs = fn(*inputs)
+        try:
+            with mode:
+                outputs = fn(*inputs)
+        finally:  # recorded or not, nothing it did stays (a CUDA graph's capture runs nothing)
+            with torch.no_grad():
+                for t, before in reversed(saved + mode.saved):
+                    t.copy_(before)
+            for g, before in generators:
+                g.set_state(before) if g is not None else torch.set_rng_state(before)
         self.ops = mode.ops
-        with torch.no_grad():
-            for t, before in reversed(saved + mode.saved):
-                t.copy_(before)
-        for g, before in generators:
-            g.set_state(before) if g is not None else torch.set_rng_state(before)
         return outputs
 
     @torch.no_grad()
@@ -260,7 +264,15 @@ class RecordedSteps:
             tensors += [t for s in opt.state.values() for t in s.values() if isinstance(t, torch.Tensor)]
         return tensors
 
-    def capture_step(self) -> CapturedStep | None:
+    def step_inputs(self, loader: Any, epoch: int, start: int) -> Any:
+        """What :meth:`run_step` takes for each batch of ``epoch`` from ``start``: the batches, or, for
+        a recorded step over a device-resident set, each batch's indices and flips (gathered in the graph)."""
+        self.inputs_gather = self.captured.gather if self.captured is not None else None  # kept if the step falls back mid-epoch
+        if self.inputs_gather is not None:
+            return loader.iterate_plan(epoch, start)
+        return loader.iterate(epoch, start=start)
+
+    def capture_step(self, loader: Any = None) -> CapturedStep | None:
         """The recorded step when ``cuda_graph`` is on and it can apply; else None, saying why once."""
         if not self.config.cuda_graph:
             return None
@@ -274,10 +286,14 @@ class RecordedSteps:
         if previous is not None and previous.key is not None and len(previous.key) == len(key):
             if all(a is b or (not isinstance(a, torch.Tensor) and a == b) for a, b in zip(previous.key, key)):
                 return previous
-        return CapturedStep(
-            lambda images, labels: self.train_step((images, labels)),  # type: ignore[attr-defined]
+        gather = getattr(loader, "gather", None)  # a device-resident set: the gather, convert and flip go in the graph
+        train_step = self.train_step  # type: ignore[attr-defined]
+        step = CapturedStep(
+            (lambda idx, flips: train_step(gather(idx, flips))) if gather is not None else (lambda images, labels: train_step((images, labels))),
             backend=backend, generators=self.graph_generators(), state=self.graph_state, key=self.graph_key,
         )
+        step.gather = gather
+        return step
 
     def graph_key(self) -> tuple[Any, ...]:
         """What a recording depends on: the state's tensors, the generators, :meth:`graph_constants`."""
@@ -289,9 +305,10 @@ class RecordedSteps:
 
     def run_step(self, batch: tuple[torch.Tensor, torch.Tensor]) -> dict[str, torch.Tensor]:
         """One step: the recorded one when there is one and the batch has its shapes, else ``train_step``."""
-        captured = self.captured
+        captured, gather = self.captured, getattr(self, "inputs_gather", None)
+        eager = lambda: self.train_step(gather(*batch) if gather is not None else batch)  # type: ignore[attr-defined]  # noqa: E731
         if captured is None or not captured.fits(*batch):
-            return self.train_step(batch)  # type: ignore[attr-defined]
+            return eager()
         if captured.outputs is not None or captured.calls < captured.warmup:
             return captured(*batch)
         try:  # this call records: what the step cannot hold shows now
@@ -299,7 +316,7 @@ class RecordedSteps:
         except Exception as error:  # noqa: BLE001 - any failure to record means: run eagerly, and say why
             self.captured = None
             say_once(self, f"recording the step failed ({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''})")
-            return self.train_step(batch)  # type: ignore[attr-defined]
+            return eager()
 
 
 def backend_for(device: torch.device) -> str | None:

@@ -147,8 +147,8 @@ class ClassifierTrainer(Trainer):
             for group in self.opt.param_groups:
                 group["lr"] = self.learning_rate(self.step)
 
-    def capture_step(self) -> Any:
-        captured = super().capture_step()
+    def capture_step(self, loader: Any = None) -> Any:
+        captured = super().capture_step(loader)
         self.step_count.fill_(self.step)  # the device's count starts where the run is (a resume)
         return captured
 

@@ -165,7 +165,7 @@ class Trainer(SpeedSwitches, capture.RecordedSteps, ABC):
             run_files.write_run_config(self.out_dir, self.run_config())
         for cb in self.rank_callbacks:
             cb.on_fit_start(self)
-        self.captured = self.capture_step()  # kept while what it recorded still holds
+        self.captured = self.capture_step(loader)  # kept while what it recorded still holds
         self._fit_start = time.perf_counter()
         total = int(min(len(loader) * self.config.epochs, self.config.max_steps or math.inf))
         show = self.config.progress and self.world.is_main
@@ -174,7 +174,7 @@ class Trainer(SpeedSwitches, capture.RecordedSteps, ABC):
     def _train_epoch(self, loader: Loader, window: Meter, bar: Any) -> bool:
         """The rest of the current epoch; True when it ran to its end (then logged and checkpointed)."""
         cfg = self.config
-        for batch in loader.iterate(self.epoch, start=self.batch_in_epoch):
+        for batch in self.step_inputs(loader, self.epoch, self.batch_in_epoch):
             metrics = self.run_step(batch)
             window.add(metrics)  # summed on the device: no host sync
             self._epoch_meter.add(metrics)
