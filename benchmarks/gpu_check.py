@@ -6,7 +6,8 @@ writes them all to ``OUT/gpu_check.json``:
 1. **GAN step, recorded vs eager**: the same cdcgan run (shapes, width 64, batch 64, EMA and
    DiffAugment on, cuDNN in deterministic mode) for ``--steps`` steps with and without
    ``cuda_graph``: the largest weight difference, the losses, and milliseconds per step of each
-   (timed over the steps after the recording).
+   (timed over the steps after the recording, under deterministic cuDNN: the speed figures to quote
+   are train_speed.py's, step 2 of gpu_check.sh).
 2. **Classifier step, recorded vs eager**: ResNet-9 (width 16, batch 256, one-cycle SGD) likewise.
 3. **bf16**: the recorded GAN step at bf16 + channels-last, against the fp32 one (ms per step),
    and ``torch.profiler`` of a few eager steps of each: kernels launched per step and the
