@@ -81,9 +81,10 @@ class EMA:
             (averaged if value.is_floating_point() else copied).append((own[name], value))
         if averaged:
             mine, theirs = (list(x) for x in zip(*averaged))
-            step = torch._foreach_sub(theirs, mine)  # g - ema
-            torch._foreach_mul_(step, weight.float())
-            torch._foreach_add_(mine, step)  # ema += (1 - d) * (g - ema)
+            by_dtype = {t.dtype: weight.to(t.dtype) for t in mine}
+            # ema += (1 - d) * (g - ema), one pass; a list of 0-d weight tensors, which the kernel
+            # reads on the device (a single tensor weight would be read back to the host)
+            torch._foreach_lerp_(mine, theirs, [by_dtype[t.dtype] for t in mine])
         for mine_t, theirs_t in copied:
             mine_t.copy_(theirs_t)
         n.add_(1)
