@@ -7,10 +7,13 @@ and ``nn.BCELoss``, and a ``.item()`` per step for the log line. Both sides trai
 architecture (gan-edu's DCGAN generator and discriminator), batch, device and data.
 
 Each side runs in its own subprocess (so its peak memory is its own), twice, alternating
-(A B A B), and the best of each is kept. Prints images per second, the ratio, and peak memory.
+(A B A B), and the best of each is kept. Prints, for each batch size (64 and 128 unless
+``--batch-sizes`` says otherwise), images per second, milliseconds per GAN step, the ratio, and
+peak memory. gan-edu's speed switches are flags here as in ``gan-edu train``; ``--cuda-graph``
+records gan-edu's step as a CUDA graph (its warm-up and recording fall in the untimed steps).
 
     python benchmarks/train_speed.py                                # shapes, CPU
-    python benchmarks/train_speed.py --dataset cifar10 --data-root ~/data --device cuda
+    python benchmarks/train_speed.py --dataset cifar10 --data-root ~/data --device cuda --cuda-graph
 """
 
 from __future__ import annotations
@@ -127,7 +130,7 @@ def run_gan_edu(args) -> dict:
     g, d = build_models(args, data.image_shape)
     config = GANTrainerConfig(
         epochs=10**6, max_steps=args.warmup, batch_size=args.batch_size, device=args.device, progress=False,
-        log_every=50, precision=args.precision, channels_last=args.channels_last, compile=args.compile,
+        log_every=50, precision=args.precision, channels_last=args.channels_last, compile=args.compile, cuda_graph=args.cuda_graph,
     )
     trainer = GANTrainer(g, d, config=config)
     trainer.callbacks = []  # no pictures: time the training itself
@@ -139,7 +142,8 @@ def run_gan_edu(args) -> dict:
     trainer.fit(data)
     if trainer.device.type == "cuda":
         torch.cuda.synchronize()
-    return {"images_per_s": args.steps * args.batch_size / (time.perf_counter() - t0), **peak_memory(trainer.device)}
+    replayed = trainer.captured is not None and trainer.captured.replays > 0
+    return {"images_per_s": args.steps * args.batch_size / (time.perf_counter() - t0), "cuda_graph": replayed, **peak_memory(trainer.device)}
 
 
 def peak_memory(device) -> dict:
@@ -157,7 +161,8 @@ def main() -> None:
     p.add_argument("--data-root", default=None)
     p.add_argument("--num-images", type=int, default=10_000, help="shapes only")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--batch-sizes", default="64,128", help="comma-separated; each gets its own runs and ratio")
+    p.add_argument("--batch-size", type=int, help=argparse.SUPPRESS)  # one size: set by the parent for each subprocess
     p.add_argument("--width", type=int, default=64, help="g_channels = d_channels")
     p.add_argument("--steps", type=int, default=40, help="timed steps per side")
     p.add_argument("--warmup", type=int, default=5)
@@ -165,27 +170,31 @@ def main() -> None:
     p.add_argument("--precision", default="fp32")
     p.add_argument("--channels-last", action="store_true")
     p.add_argument("--compile", action="store_true")
+    p.add_argument("--cuda-graph", action="store_true", help="gan-edu side: record the step as a CUDA graph")
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--only", choices=("baseline", "gan-edu"), help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.only:
         print(json.dumps(run_baseline(args) if args.only == "baseline" else run_gan_edu(args)))
         return
-    results: dict[str, list[dict]] = {"baseline": [], "gan-edu": []}
-    for _ in range(args.repeats):
-        for side in results:
-            out = subprocess.run([sys.executable, *sys.argv, "--only", side], capture_output=True, text=True)
-            if out.returncode:
-                sys.exit(f"{side} failed:\n{out.stderr}")
-            results[side].append(json.loads(out.stdout.strip().splitlines()[-1]))
-            print(f"  {side:9s} {results[side][-1]['images_per_s']:9.1f} img/s", file=sys.stderr)
-    best = {side: max(runs, key=lambda r: r["images_per_s"]) for side, runs in results.items()}
-    print(f"train speed, {args.dataset} {args.device}, batch {args.batch_size}, width {args.width}, {args.steps} timed steps")
-    for side, r in best.items():
-        mem = ", ".join(f"{k} {v:.0f}" for k, v in r.items() if k != "images_per_s")
-        print(f"  {side:9s} {r['images_per_s']:9.1f} images/s   {mem}")
-    print(f"  ratio gan-edu / baseline: {best['gan-edu']['images_per_s'] / best['baseline']['images_per_s']:.2f}x")
-
+    print(f"train speed, {args.dataset} {args.device}, width {args.width}, {args.steps} timed steps, precision {args.precision}"
+          f"{', channels-last' if args.channels_last else ''}{', compile' if args.compile else ''}{', cuda-graph' if args.cuda_graph else ''}")
+    for batch in (int(b) for b in args.batch_sizes.split(",")):
+        results: dict[str, list[dict]] = {"baseline": [], "gan-edu": []}
+        for _ in range(args.repeats):
+            for side in results:
+                out = subprocess.run([sys.executable, *sys.argv, "--batch-size", str(batch), "--only", side], capture_output=True, text=True)
+                if out.returncode:
+                    sys.exit(f"{side} failed at batch {batch}:\n{out.stderr}")
+                results[side].append(json.loads(out.stdout.strip().splitlines()[-1]))
+                print(f"  batch {batch} {side:9s} {results[side][-1]['images_per_s']:9.1f} img/s", file=sys.stderr)
+        best = {side: max(runs, key=lambda r: r["images_per_s"]) for side, runs in results.items()}
+        print(f"  batch {batch}:")
+        for side, r in best.items():
+            mem = ", ".join(f"{k} {v:.0f}" for k, v in r.items() if k not in ("images_per_s", "cuda_graph"))
+            graph = " (recorded step replayed)" if r.get("cuda_graph") else ""
+            print(f"    {side:9s} {r['images_per_s']:9.1f} images/s  {1000 * batch / r['images_per_s']:7.2f} ms/step   {mem}{graph}")
+        print(f"    ratio gan-edu / baseline at batch {batch}: {best['gan-edu']['images_per_s'] / best['baseline']['images_per_s']:.2f}x")
 
 if __name__ == "__main__":
     main()

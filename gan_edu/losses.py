@@ -183,6 +183,11 @@ class GANLoss(ABC):
     def generator_loss(self, fake_logits: torch.Tensor) -> torch.Tensor:
         """Loss the generator minimises, from the discriminator's logits on its fakes."""
 
+    @property
+    def has_penalty(self) -> bool:
+        """Whether :meth:`penalty` can add a term (R1, or a subclass's own): a double backward each D step."""
+        return bool(self.r1) or type(self).penalty is not GANLoss.penalty
+
     def penalty(
         self,
         discriminator: nn.Module,

@@ -160,7 +160,7 @@ def export(config: PipelineConfig, gan_dir: Path, out: Path, train: ImageDataset
 def sample(config: PipelineConfig, generator: OnnxGenerator, n: int, out: Path) -> ImageDataset:
     """``n`` labelled synthetic images (balanced classes, uint8) through onnxruntime, as any app would;
     also a grid of one row per class (``samples_per_class.png``) and, for a small pool, a preview file."""
-    pool = sample_pool(generator, n, seed=config.seed + 1)
+    pool = sample_pool(generator, n, seed=config.seed + 1, device=resolve_device(config.device))  # CUDA: onnxruntime writes into torch's GPU buffers
     per_row = 10
     grid_labels = np.repeat(np.arange(generator.num_classes or 1), per_row)
     grid = generator.sample(len(grid_labels), grid_labels, seed=config.seed + 2)

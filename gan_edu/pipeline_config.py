@@ -74,6 +74,7 @@ class PipelineConfig:
     precision: str = "fp32"  # the GAN's and both classifiers' autocast: fp32, bf16 or fp16 (CUDA); see docs/performance.md
     channels_last: bool = False  # NHWC layout for the GAN and both classifiers (tensor-core GPUs)
     compile: bool = False  # torch.compile the models' forward passes in every stage
+    cuda_graph: bool = False  # CUDA only: record the GAN's and both classifiers' steps as CUDA graphs and replay them (docs/performance.md)
     seed: int = 0  # seeds the data split, the weights, the noise and the synthetic images
     progress: bool = True  # tqdm progress bars on stderr
     # -- Inception scores -------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ import torch
 from .data.images import ImageDataset
 from .data.loader import Batch, Loader
 from .errors import GanEduError, check
-from .export.runtime import OnnxGenerator
+from .export.runtime import OnnxGenerator, _latent_batches
 from .io import atomic_open
 
 
@@ -41,8 +41,17 @@ def _as_generator(generator: OnnxGenerator | str | Path) -> OnnxGenerator:
     return g
 
 
-def sample_images(generator: OnnxGenerator, labels: np.ndarray, *, seed: int, batch_size: int = 512) -> np.ndarray:
-    """uint8 ``(N, C, H, W)`` images for ``labels``, streamed through onnxruntime in batches."""
+def sample_images(generator: OnnxGenerator, labels: np.ndarray, *, seed: int, batch_size: int = 512, device: torch.device | str = "cpu") -> torch.Tensor:
+    """uint8 ``(N, C, H, W)`` images for ``labels`` on ``device``, streamed through onnxruntime in batches.
+
+    With onnxruntime's CUDA provider and a CUDA ``device``, onnxruntime reads the noise from and
+    writes the images into torch's GPU memory (IO binding on torch's buffers) and the uint8
+    conversion runs there too: nothing crosses to the host but the noise. Elsewhere the images
+    are made on the host and moved. The noise is the same either way (``OnnxGenerator.iter_sample``'s).
+    """
+    device = torch.device(device)
+    if device.type == "cuda" and writes_to_cuda(generator, device):
+        return sample_into_torch(generator, labels, seed=seed, batch_size=batch_size, device=device)
     c, h, w = generator.image_shape
     out = np.empty((len(labels), c, h, w), dtype=np.uint8)
     start = 0
@@ -50,10 +59,43 @@ def sample_images(generator: OnnxGenerator, labels: np.ndarray, *, seed: int, ba
         pictures = generator.to_uint8(batch)  # (B, H, W, C) uint8
         out[start : start + len(batch)] = pictures.transpose(0, 3, 1, 2)  # (B, C, H, W)
         start += len(batch)
+    return torch.from_numpy(out).to(device)
+
+
+def writes_to_cuda(generator: OnnxGenerator, device: torch.device) -> bool:
+    """Whether ``generator`` can write straight into torch's memory on ``device``: one graph (not a
+    bank) on onnxruntime's CUDA provider, on the same GPU (the provider's device 0), any batch size."""
+    member = generator._members[0]
+    return (
+        not generator.is_bank and member.on_cuda and (device.index or 0) == 0 and member.fixed_batch is None and torch.cuda.is_available()
+    )
+
+
+def sample_into_torch(generator: OnnxGenerator, labels: np.ndarray, *, seed: int, batch_size: int, device: torch.device) -> torch.Tensor:
+    """:func:`sample_images` with onnxruntime bound to torch's buffers on ``device`` (the GPU path;
+    on the CPU, with the CPU provider, the same code, which tests check); the host path's noise."""
+    from .export.exporter import to_uint8
+
+    label_array = generator.check_labels(labels, len(labels))
+    c, h, w = generator.image_shape
+    out = torch.empty((len(labels), c, h, w), dtype=torch.uint8, device=device)
+    uint8_graph = generator.output == "uint8"
+    buffer = torch.empty((batch_size, *generator.info.output_shape), dtype=torch.uint8 if uint8_graph else torch.float32, device=device)
+    start = 0
+    for z in _latent_batches(len(labels), generator.latent_dim, batch_size, seed):
+        n = len(z)
+        z_t = torch.from_numpy(np.ascontiguousarray(z, np.float32)).to(device)
+        l_t = None if label_array is None else torch.from_numpy(label_array[start : start + n]).to(device)
+        generator._members[0].run_torch(z_t, l_t, buffer[:n])
+        pictures = buffer[:n] if uint8_graph else to_uint8(buffer[:n])  # (n, H, W, C) uint8
+        out[start : start + n] = pictures.permute(0, 3, 1, 2)
+        start += n
     return out
 
 
-def sample_pool(generator: OnnxGenerator | str | Path, n: int, *, seed: int = 0, batch_size: int = 512) -> ImageDataset:
+def sample_pool(
+    generator: OnnxGenerator | str | Path, n: int, *, seed: int = 0, batch_size: int = 512, device: torch.device | str = "cpu"
+) -> ImageDataset:
     """A fixed synthetic data set of ``n`` images with balanced labels.
 
     Args:
@@ -61,13 +103,15 @@ def sample_pool(generator: OnnxGenerator | str | Path, n: int, *, seed: int = 0,
         n: images in all (>= 1).
         seed: seeds both the labels' order and the noise.
         batch_size: images per onnxruntime call; memory stays bounded by it plus the uint8 pool.
+        device: where the images are made (CUDA: on the GPU with onnxruntime's CUDA provider, see
+            :func:`sample_images`); the pool itself is kept in host memory, like a real set.
     """
     g = _as_generator(generator)
     check(isinstance(n, int) and n > 0, f"n={n!r}: expected a positive int")
     labels = balanced_labels(n, g.num_classes or 0, seed=seed)
-    images = sample_images(g, labels, seed=seed, batch_size=batch_size)
+    images = sample_images(g, labels, seed=seed, batch_size=batch_size, device=device)
     return ImageDataset(
-        "synthetic", torch.from_numpy(images), torch.from_numpy(labels), tuple(g.class_names),
+        "synthetic", images.cpu(), torch.from_numpy(labels), tuple(g.class_names),
         {"source": str(getattr(g, "path", "")), "n": n, "seed": seed},
     )
 
@@ -151,8 +195,8 @@ class FreshSyntheticLoader(Loader):
         first = start - start % self.chunk_batches
         for b0 in range(first, len(self), self.chunk_batches):
             rows = slice(b0 * self.batch_size, min(b0 + self.chunk_batches, len(self)) * self.batch_size)
-            images = sample_images(self.generator, labels[rows], seed=self.chunk_seed(epoch, b0))  # (B', C, H, W) uint8
-            yield torch.from_numpy(images), torch.from_numpy(labels[rows])
+            images = sample_images(self.generator, labels[rows], seed=self.chunk_seed(epoch, b0), device=self.device)  # (B', C, H, W) uint8
+            yield images, torch.from_numpy(labels[rows])
 
     def iterate(self, epoch: int, start: int = 0) -> Iterator[Batch]:
         g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)

@@ -186,7 +186,7 @@ def test_every_stage_option_is_a_pipeline_flag_and_a_new_trainer_field_needs_no_
     for f in dataclasses.fields(GANTrainerConfig):  # the GAN's own options: both spellings, as gan-edu train has them
         if f.name not in {t.name for t in dataclasses.fields(TrainerConfig)}:
             assert {flag_name(f"gan.{f.name}"), flag_name(f.name)} <= set(pipeline[f"gan.{f.name}"].option_strings), f.name
-    assert EXPERIMENT_WIDE == ("flip", "device", "precision", "channels_last", "compile", "seed", "progress")
+    assert EXPERIMENT_WIDE == ("flip", "device", "precision", "channels_last", "compile", "cuda_graph", "seed", "progress")
 
 
 def pipeline_config_of(argv: list[str]) -> PipelineConfig:

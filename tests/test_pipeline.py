@@ -134,3 +134,14 @@ def test_experiment_folders_are_never_mixed_or_clobbered(tmp_path):
         prepare_experiment_dir(old, overwrite=False)
     assert (old / "c" / "history.jsonl").exists()
     assert prepare_experiment_dir(old, overwrite=True) == old and not any(old.iterdir())
+
+
+def test_sampling_into_torch_buffers_gives_the_host_path_images(onnx_cdcgan):
+    """The GPU path binds onnxruntime to torch's memory; on the CPU provider the same code must give the same images."""
+    from gan_edu.synthetic import sample_images, sample_into_torch
+
+    labels = balanced_labels(37, 10, seed=2)
+    host = sample_images(onnx_cdcgan, labels, seed=5, batch_size=16)
+    bound = sample_into_torch(onnx_cdcgan, labels, seed=5, batch_size=16, device=torch.device("cpu"))
+    assert bound.dtype == torch.uint8 and bound.shape == (37, 3, 32, 32)
+    assert torch.equal(bound, host)

@@ -275,12 +275,13 @@ def test_gpu_cifar10_script_dry_run(tmp_path):
     write_cifar10(tmp_path / "data", per_batch=20, n_test=20)
     script = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_cifar10.sh"
     env = {**os.environ, "PYTHON": sys.executable, "OMP_NUM_THREADS": "1"}
-    done = subprocess.run(["bash", str(script), "--dry-run", str(tmp_path / "data"), str(tmp_path / "out"), "--", "--no-verify-checksums"],
+    done = subprocess.run(["bash", str(script), "--dry-run", str(tmp_path / "data"), str(tmp_path / "out"), "--", "--no-verify-checksums", "--cuda-graph"],
                           capture_output=True, text=True, env=env, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:] + done.stdout[-2000:]
     assert "c' " in done.stdout and "GAN-test" in done.stdout and "wall:" in done.stdout
     report = json.loads((tmp_path / "out" / "experiment" / "report.json").read_text())
     assert report["settings"]["classifier_model"] == "resnet9" and report["settings"]["dataset"] == "cifar10"
+    assert report["settings"]["cuda_graph"] is True  # on the CPU its stages run the eager step, saying why
     assert (tmp_path / "out" / "log.txt").is_file()
     missing = subprocess.run(["bash", str(script), "--dry-run", str(tmp_path / "nowhere"), str(tmp_path / "o2")], capture_output=True, text=True, env=env)
     assert missing.returncode == 2 and "cifar-10-batches-py" in missing.stderr

@@ -156,13 +156,23 @@ class DeviceLoader(Loader):
         self.labels = dataset.labels.to(self.device)  # (N,)
 
     def iterate(self, epoch: int, start: int = 0) -> Iterator[Batch]:
+        for idx, flips in self.iterate_plan(epoch, start):
+            yield self.gather(idx, flips)
+
+    def iterate_plan(self, epoch: int, start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """What :meth:`iterate` yields, before :meth:`gather`: each batch's image indices and flips
+        (``(B,)`` each, on the device; all False without ``flip``). A training step recorded as a
+        CUDA graph takes these and gathers inside the graph."""
         order, flips = self.epoch_plan(epoch)
         order = order.to(self.device)
-        flips = flips.to(self.device) if flips is not None else None
+        flips = flips.to(self.device) if flips is not None else torch.zeros(len(order), dtype=torch.bool, device=self.device)
         for b in range(start, len(self)):
             at = self.positions(b)
-            idx = order[at]  # (B / world_size,)
-            yield self.finish(self.images[idx], flips[at] if flips is not None else None), self.labels[idx]
+            yield order[at], flips[at]  # (B / world_size,) each
+
+    def gather(self, idx: torch.Tensor, flips: torch.Tensor) -> Batch:
+        """The batch of images ``idx`` ``(B,)``, as floats in [-1, 1], flipped where ``flips`` says, with their labels."""
+        return self.finish(self.images[idx], flips if self.flip else None), self.labels[idx]
 
 
 class FileLoader(Loader):

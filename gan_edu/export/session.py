@@ -292,6 +292,26 @@ class GraphSession:
         out[:] = buffers[out.shape].numpy()  # the one copy back to the host
 
 
+    def run_torch(self, z: Any, labels: Any, out: Any) -> None:
+        """Read torch tensors ``z`` ``(n, latent_dim)`` float32 and ``labels`` ``(n,)`` int64 (or
+        None) and write the images into torch tensor ``out``, in place, where they live (IO binding
+        on torch's memory: on the GPU with the CUDA provider, nothing crosses to the host).
+        Used by :func:`gan_edu.synthetic.sample_images`."""
+        import torch
+
+        kind, index = ("cuda", z.device.index or 0) if z.is_cuda else ("cpu", 0)
+        if z.is_cuda:
+            torch.cuda.current_stream(z.device).synchronize()  # torch's writes are done before onnxruntime's stream reads
+        binding = self.session.io_binding()
+        binding.bind_input(Z_INPUT, kind, index, np.float32, list(z.shape), z.data_ptr())
+        if labels is not None:
+            binding.bind_input(LABELS_INPUT, kind, index, np.int64, list(labels.shape), labels.data_ptr())
+        dtype = np.uint8 if out.dtype == torch.uint8 else np.float32
+        binding.bind_output(IMAGES_OUTPUT, kind, index, dtype, list(out.shape), out.data_ptr())
+        self.session.run_with_iobinding(binding)
+        binding.synchronize_outputs()  # written before torch reads them
+
+
 def load_bank(path: Path, options: dict[str, Any]) -> tuple[GeneratorInfo, list[GraphSession]]:
     """Read a bank manifest and load its member graphs (each an unconditional gan-edu generator)."""
     try:

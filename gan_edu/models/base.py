@@ -29,6 +29,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
+from torch.utils._python_dispatch import is_in_torch_dispatch_mode
 
 from ..errors import GanEduError, check
 from ..io import atomic_open, atomic_write_json
@@ -101,15 +102,16 @@ def refuse_labels_out_of_range(module: GANModule, args: tuple[Any, ...], kwargs:
     reads -1 as class K-1. Registered in :class:`GANModule`, so a variant that overrides
     ``forward`` keeps it. Skipped while tracing or compiling (the graph cannot hold a Python
     check) and for training batches on an accelerator (reading the labels back would stall the
-    GPU every step; they come from a data set whose labels were checked when it was loaded).
+    GPU every step; they come from a data set whose labels were checked when it was loaded), and
+    while a training step is recorded as a CUDA graph or rehearsed on the CPU (no host reads).
     """
     if module.num_classes is None or torch.jit.is_tracing() or torch.compiler.is_compiling():
         return
     labels = args[1] if len(args) > 1 else kwargs.get("labels")
     if not isinstance(labels, torch.Tensor) or labels.is_floating_point() or labels.numel() == 0:
         return  # nothing to check here; forward's own checks handle missing or malformed labels
-    if module.training and labels.device.type != "cpu":
-        return
+    if module.training and (labels.device.type != "cpu" or is_in_torch_dispatch_mode()):
+        return  # training on an accelerator, or a step being recorded (its CPU rehearsal: gan_edu.training.capture)
     lo, hi = (int(v) for v in torch.aminmax(labels))
     check(
         0 <= lo and hi < module.num_classes,

@@ -11,7 +11,7 @@ import dataclasses
 import math
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -55,6 +55,8 @@ class ClassifierTrainer(Trainer):
     """Trains a :class:`~gan_edu.models.classifier.Classifier` on labelled images."""
 
     config: ClassifierTrainerConfig
+    graph_safe: ClassVar[bool] = True  # the step below can be recorded as a CUDA graph (cuda_graph; see .capture)
+    step_methods: ClassVar[tuple[str, ...]] = ("train_step", "learning_rate", "set_learning_rate")
 
     def __init__(
         self,
@@ -71,10 +73,16 @@ class ClassifierTrainer(Trainer):
         decay = [p for p in self.classifier.parameters() if p.ndim > 1]
         no_decay = [p for p in self.classifier.parameters() if p.ndim <= 1]  # no weight decay on BN / biases
         groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+        # A recorded step (cuda_graph) sets the learning rate on the device: a tensor the fused
+        # optimizer reads, written from a step count that lives on the device too.
+        recorded = self.records_steps
+        self.lr_tensor = torch.tensor(config.lr, device=self.device) if recorded else None
+        self.step_count = torch.zeros((), dtype=torch.float64, device=self.device)  # the recorded step's own count of steps
+        lr: Any = self.lr_tensor if recorded else config.lr
         if config.optimizer == "sgd":
-            self.opt: torch.optim.Optimizer = torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum, nesterov=True)
+            self.opt: torch.optim.Optimizer = torch.optim.SGD(groups, lr=lr, momentum=config.momentum, nesterov=True, fused=recorded or None)
         else:
-            self.opt = torch.optim.AdamW(groups, lr=config.lr)
+            self.opt = torch.optim.AdamW(groups, lr=lr, fused=recorded or None, capturable=recorded)
         self.augment_rng = torch.Generator(device=self.device).manual_seed(config.seed + 17)
 
     def modules(self) -> dict[str, torch.nn.Module]:
@@ -110,26 +118,52 @@ class ClassifierTrainer(Trainer):
             self.total_steps = min(self.total_steps, self.config.max_steps)
         return super().fit(loader)
 
-    def learning_rate(self, step: int) -> float:
+    def learning_rate(self, step: int | torch.Tensor) -> Any:
         """``cosine``: linear warm-up, then cosine decay to 0 at the last step. ``onecycle``: a
-        triangle, linear from 0 to ``lr`` over the first quarter of the steps, then down to 0."""
+        triangle, linear from 0 to ``lr`` over the first quarter of the steps, then down to 0.
+
+        ``step`` an int: a float. ``step`` a float64 tensor (the recorded step's count, on the
+        device): a tensor, computed there, so a CUDA graph replays the schedule.
+        """
         cfg = self.config
         total = max(1, getattr(self, "total_steps", 1))
+        t = step if isinstance(step, torch.Tensor) else torch.tensor(float(step), dtype=torch.float64)
         if cfg.schedule == "onecycle":
             peak = max(1, total // 4)
-            return cfg.lr * ((step + 1) / peak if step < peak else max(0.0, (total - step) / max(1, total - peak)))
-        if step < cfg.warmup_steps:
-            return cfg.lr * (step + 1) / cfg.warmup_steps
-        progress = (step - cfg.warmup_steps) / max(1, total - cfg.warmup_steps)
-        return cfg.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+            lr = cfg.lr * torch.where(t < peak, (t + 1) / peak, torch.clamp((total - t) / max(1, total - peak), min=0.0))
+        else:
+            progress = torch.clamp((t - cfg.warmup_steps) / max(1, total - cfg.warmup_steps), max=1.0)
+            lr = cfg.lr * torch.where(t < cfg.warmup_steps, (t + 1) / cfg.warmup_steps, 0.5 * (1 + torch.cos(math.pi * progress)))
+        return lr if isinstance(step, torch.Tensor) else float(lr)
+
+    def set_learning_rate(self) -> None:
+        """The schedule's rate for this step, into the optimizer (the recorded step: on the device)."""
+        if self.lr_tensor is not None and self.captured is not None:
+            for group in self.opt.param_groups:
+                group["lr"] = self.lr_tensor  # again: loading a checkpoint puts plain numbers there
+            self.lr_tensor.copy_(self.learning_rate(self.step_count))
+            self.step_count.add_(1)
+        else:
+            for group in self.opt.param_groups:
+                group["lr"] = self.learning_rate(self.step)
+
+    def capture_step(self, loader: Any = None) -> Any:
+        captured = super().capture_step(loader)
+        self.step_count.fill_(self.step)  # the device's count starts where the run is (a resume)
+        return captured
+
+    def graph_generators(self) -> list[torch.Generator]:
+        return [self.augment_rng]
+
+    def graph_constants(self) -> tuple[Any, ...]:
+        return (self.total_steps,)  # the schedule's length, frozen into a recorded step
 
     def train_step(self, batch: Batch) -> dict[str, torch.Tensor]:
         images, labels = batch
         if self.config.crop_padding:
             images = random_crop(images, self.config.crop_padding, self.augment_rng)
         images = self.prepare_batch(images)
-        for group in self.opt.param_groups:
-            group["lr"] = self.learning_rate(self.step)
+        self.set_learning_rate()
         with self.autocast():
             logits = self.forward(images).float()  # (N, K)
         loss = F.cross_entropy(logits, labels, label_smoothing=self.config.label_smoothing)

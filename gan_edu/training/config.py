@@ -38,6 +38,7 @@ class TrainerConfig:
     cudnn_benchmark: bool = True  # CUDA only: cuDNN times and keeps the fastest algorithm per shape (shapes are fixed)
     fused_optimizer: bool = True  # CUDA only: fused Adam kernels (one launch for all parameters)
     compile: bool = False  # torch.compile the models' forward passes (not the loop): a slow start, then faster steps
+    cuda_graph: bool = False  # CUDA only: record the whole step (D and G updates) as a CUDA graph and replay it; falls back, saying why
     # -- several processes (torchrun) ------------------------------------------------------------
     sync_batchnorm: bool = False  # batch norm over the global batch, not each process's slice: the maths of one process, slower
 
@@ -46,7 +47,7 @@ class TrainerConfig:
     #: never what it learns from or how. A variant adds its own: ``resumable = TrainerConfig.resumable | {...}``.
     resumable: ClassVar[frozenset[str]] = frozenset({
         "epochs", "max_steps", "max_seconds", "device", "progress", "log_every", "checkpoint_every", "tensorboard",
-        "precision", "channels_last", "cudnn_benchmark", "fused_optimizer", "compile", "sync_batchnorm",
+        "precision", "channels_last", "cudnn_benchmark", "fused_optimizer", "compile", "cuda_graph", "sync_batchnorm",
     })
 
     def __post_init__(self) -> None:
@@ -56,6 +57,7 @@ class TrainerConfig:
 
             check_tensorboard()  # a missing package is one line now, not a traceback after the first epoch
         check(self.precision in PRECISIONS, f"precision={self.precision!r}: expected one of {', '.join(PRECISIONS)}")
+        check(isinstance(self.cuda_graph, bool), f"cuda_graph={self.cuda_graph!r}: expected True or False")
         device = resolve_device(self.device)  # fails early on a nonsense device
         check(
             self.precision != "fp16" or device.type == "cuda",

@@ -19,6 +19,7 @@ from ..data.images import ImageSet
 from ..data.loader import Loader, make_loader
 from ..errors import GanEduError, check
 from . import distributed
+from .capture import backend_for
 
 if TYPE_CHECKING:
     from .config import TrainerConfig
@@ -58,12 +59,16 @@ def grad_scaler(device: torch.device, precision: str) -> torch.amp.GradScaler:
     return torch.amp.GradScaler(device.type, enabled=precision == "fp16")
 
 
-def autocast_context(device: torch.device, precision: str) -> Any:
-    """Mixed-precision context for forward passes (a no-op at fp32)."""
+def autocast_context(device: torch.device, precision: str, *, cache: bool = True) -> Any:
+    """Mixed-precision context for forward passes (a no-op at fp32).
+
+    ``cache=False`` for a step recorded as a CUDA graph: autocast's cache of cast weights would
+    hold tensors made outside the graph's memory.
+    """
     dtype = PRECISIONS[precision]
     if dtype is None:
         return contextlib.nullcontext()
-    return torch.autocast(device.type, dtype=dtype)
+    return torch.autocast(device.type, dtype=dtype, cache_enabled=cache)
 
 
 def rank_device(device: str, world: distributed.World) -> torch.device:
@@ -136,12 +141,23 @@ class SpeedSwitches:
         """``module`` itself, or a ``torch.compile``d view of it sharing its weights."""
         return torch.compile(module) if self.config.compile else module
 
+    @property
+    def records_steps(self) -> bool:
+        """``cuda_graph`` is asked for and this device can record steps (CUDA; the CPU rehearsal in tests)."""
+        return self.config.cuda_graph and backend_for(self.device) is not None
+
     def autocast(self) -> Any:
         """Mixed-precision context for forward passes (a no-op at fp32)."""
-        return autocast_context(self.device, self.config.precision)
+        return autocast_context(self.device, self.config.precision, cache=not self.records_steps)
 
     def make_adam(self, params: Iterable[torch.nn.Parameter], lr: float, betas: tuple[float, float]) -> torch.optim.Adam:
-        """Adam with fused kernels on CUDA (when ``fused_optimizer``), the default foreach ones elsewhere."""
+        """Adam with fused kernels on CUDA (when ``fused_optimizer``), the default foreach ones elsewhere.
+
+        A step recorded as a CUDA graph gets fused, capturable Adam: its step count lives on the
+        device, so the bias correction reads nothing back to the host.
+        """
+        if self.records_steps:
+            return torch.optim.Adam(params, lr=lr, betas=betas, fused=True, capturable=True)
         fused = self.device.type == "cuda" and self.config.fused_optimizer
         return torch.optim.Adam(params, lr=lr, betas=betas, fused=fused or None)
 

@@ -41,32 +41,50 @@ def ema_decay(decay: float, updates: int) -> float:
 class EMA:
     """An averaged copy of ``module`` (same class, same config, its own tensors, never trained).
 
+    The count of updates lives on the module's device and the decay is computed there, so an
+    update reads nothing back to the host and can be recorded in a CUDA graph
+    (:mod:`.capture`); :attr:`updates` reads it when asked (checkpoints).
+
     Args:
         module: the model to follow (G).
         decay: the average's decay, in [0, 1); 0.999 averages over roughly the last 1,000 updates.
 
     Attributes:
         module: the averaged copy, in eval mode, with gradients off.
-        updates: how many updates it has seen.
+        count: how many updates it has seen, a float64 0-d tensor on the module's device.
     """
 
     def __init__(self, module: nn.Module, decay: float = 0.999) -> None:
         check(isinstance(decay, float) and 0.0 <= decay < 1.0, f"ema_decay={decay!r}: expected a float in [0, 1)")
         self.decay = decay
         self.module = copy.deepcopy(module).eval().requires_grad_(False)
-        self.updates = 0
+        device = next((t.device for t in self.module.state_dict().values()), torch.device("cpu"))
+        self.count = torch.zeros((), dtype=torch.float64, device=device)
+
+    @property
+    def updates(self) -> int:
+        """How many updates the average has seen (reads the device's count: a host sync)."""
+        return int(self.count)
+
+    @updates.setter
+    def updates(self, value: int) -> None:
+        self.count.fill_(value)
 
     @torch.no_grad()
     def update(self, module: nn.Module) -> None:
         """Move the average towards ``module``'s current weights and buffers."""
-        d = ema_decay(self.decay, self.updates)
+        n = self.count
+        weight = 1.0 - torch.clamp((1.0 + n) / (10.0 + n), max=self.decay)  # 1 - ema_decay(decay, n), on the device
         own = self.module.state_dict()
         averaged, copied = [], []
         for name, value in module.state_dict().items():
             (averaged if value.is_floating_point() else copied).append((own[name], value))
         if averaged:
-            mine, theirs = zip(*averaged)
-            torch._foreach_lerp_(list(mine), list(theirs), 1.0 - d)  # ema += (1 - d) * (g - ema)
-        for mine, theirs in copied:
-            mine.copy_(theirs)
-        self.updates += 1
+            mine, theirs = (list(x) for x in zip(*averaged))
+            by_dtype = {t.dtype: weight.to(t.dtype) for t in mine}
+            # ema += (1 - d) * (g - ema), one pass; a list of 0-d weight tensors, which the kernel
+            # reads on the device (a single tensor weight would be read back to the host)
+            torch._foreach_lerp_(mine, theirs, [by_dtype[t.dtype] for t in mine])
+        for mine_t, theirs_t in copied:
+            mine_t.copy_(theirs_t)
+        n.add_(1)

@@ -104,6 +104,11 @@ class GANTrainer(Trainer):
 
     config: GANTrainerConfig
     config_class: ClassVar[type[GANTrainerConfig]] = GANTrainerConfig  # a variant with options of its own sets its subclass
+    graph_safe: ClassVar[bool] = True  # the step below can be recorded as a CUDA graph (cuda_graph; see .capture)
+    step_methods: ClassVar[tuple[str, ...]] = (
+        "train_step", "discriminator_step", "generator_step", "fake_batch", "discriminator_objective", "generator_objective",
+        "discriminate", "update_discriminator", "update_generator",
+    )
 
     def __init__(
         self,
@@ -131,7 +136,7 @@ class GANTrainer(Trainer):
         self.d_joint = self.data_parallel(JointForward(self.d_forward))  # D's step: all its D calls, one forward per backward
         self.loss = loss if loss is not None else NonSaturatingLoss()
         check(
-            not (self.world.active and (getattr(self.loss, "r1", 0) or type(self.loss).penalty is not GANLoss.penalty)),
+            not (self.world.active and self.loss.has_penalty),
             f"loss {self.loss!r} under torchrun: gradient penalties are computed outside DistributedDataParallel "
             "and would not be averaged across processes; expected a loss without a penalty (minimax, non-saturating, hinge, least-squares)",
         )
@@ -178,6 +183,16 @@ class GANTrainer(Trainer):
 
     def resume_command(self) -> str:
         return f"gan-edu train --resume {self.out_dir or 'RUN_DIR'}"
+
+    def graph_blocker(self) -> str | None:
+        if self.loss.has_penalty:
+            return f"loss {self.loss.name!r} has a gradient penalty (double backward)"
+        if self.d_steps > 1:
+            return f"d_steps={self.d_steps}: steps with and without a G update differ (one recorded step has one shape)"
+        return super().graph_blocker()
+
+    def graph_generators(self) -> list[torch.Generator]:
+        return [self.noise, self.augment.generator]
 
     def extra_state(self) -> dict[str, Any]:
         state = {"noise": self.noise.get_state(), "augment": self.augment.generator.get_state()}

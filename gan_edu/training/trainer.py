@@ -33,7 +33,7 @@ from ..data.loader import Batch, Loader
 from ..errors import GanEduError, check
 from ..io import remove_stale_temporaries
 from ..models.base import load_state_dict_checked
-from . import devices, distributed, run_files
+from . import capture, devices, distributed, run_files
 from .callbacks import Callback
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import TrainerConfig
@@ -50,11 +50,12 @@ class TrainingDiverged(GanEduError):
     """A loss or a weight became NaN or infinite; the last good checkpoint is kept."""
 
 
-class Trainer(SpeedSwitches, ABC):
+class Trainer(SpeedSwitches, capture.RecordedSteps, ABC):
     """The training loop. Subclasses supply the modules, the optimizers and one step.
 
     The device, precision and layout switches a step uses (``prepare_module``, ``autocast``,
-    ``optimize``...) are inherited from :class:`~.devices.SpeedSwitches`.
+    ``optimize``...) are inherited from :class:`~.devices.SpeedSwitches`; the step recorded as a
+    CUDA graph (``cuda_graph``) from :class:`~.capture.RecordedSteps`.
 
     Args:
         config: loop options.
@@ -82,6 +83,7 @@ class Trainer(SpeedSwitches, ABC):
         self.history: list[dict[str, Any]] = []
         self._epoch_meter = Meter()
         self.signals = StopSignals(second_stops_now=not self.world.active)
+        self.captured: capture.CapturedStep | None = None  # the recorded step (cuda_graph), made when fit starts
 
     # -- what a subclass supplies -----------------------------------------------------------
     @abstractmethod
@@ -163,6 +165,7 @@ class Trainer(SpeedSwitches, ABC):
             run_files.write_run_config(self.out_dir, self.run_config())
         for cb in self.rank_callbacks:
             cb.on_fit_start(self)
+        self.captured = self.capture_step(loader)  # kept while what it recorded still holds
         self._fit_start = time.perf_counter()
         total = int(min(len(loader) * self.config.epochs, self.config.max_steps or math.inf))
         show = self.config.progress and self.world.is_main
@@ -171,8 +174,8 @@ class Trainer(SpeedSwitches, ABC):
     def _train_epoch(self, loader: Loader, window: Meter, bar: Any) -> bool:
         """The rest of the current epoch; True when it ran to its end (then logged and checkpointed)."""
         cfg = self.config
-        for batch in loader.iterate(self.epoch, start=self.batch_in_epoch):
-            metrics = self.train_step(batch)
+        for batch in self.step_inputs(loader, self.epoch, self.batch_in_epoch):
+            metrics = self.run_step(batch)
             window.add(metrics)  # summed on the device: no host sync
             self._epoch_meter.add(metrics)
             self.step += 1
