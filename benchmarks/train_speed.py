@@ -130,7 +130,7 @@ def run_gan_edu(args) -> dict:
     g, d = build_models(args, data.image_shape)
     config = GANTrainerConfig(
         epochs=10**6, max_steps=args.warmup, batch_size=args.batch_size, device=args.device, progress=False,
-        log_every=50, precision=args.precision, channels_last=args.channels_last, compile=args.compile, cuda_graph=args.cuda_graph,
+        log_every=50, precision=args.precision, channels_last=args.channels_last, compile=args.compile, cuda_graph=args.cuda_graph, ema=args.ema,
     )
     trainer = GANTrainer(g, d, config=config)
     trainer.callbacks = []  # no pictures: time the training itself
@@ -171,6 +171,7 @@ def main() -> None:
     p.add_argument("--channels-last", action="store_true")
     p.add_argument("--compile", action="store_true")
     p.add_argument("--cuda-graph", action="store_true", help="gan-edu side: record the step as a CUDA graph")
+    p.add_argument("--ema", action=argparse.BooleanOptionalAction, default=True, help="gan-edu side: the average of G (on by default in gan-edu; the baseline has none)")
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--only", choices=("baseline", "gan-edu"), help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -178,7 +179,8 @@ def main() -> None:
         print(json.dumps(run_baseline(args) if args.only == "baseline" else run_gan_edu(args)))
         return
     print(f"train speed, {args.dataset} {args.device}, width {args.width}, {args.steps} timed steps, precision {args.precision}"
-          f"{', channels-last' if args.channels_last else ''}{', compile' if args.compile else ''}{', cuda-graph' if args.cuda_graph else ''}")
+          f"{', channels-last' if args.channels_last else ''}{', compile' if args.compile else ''}{', cuda-graph' if args.cuda_graph else ''}"
+          f"; gan-edu {'with' if args.ema else 'without'} EMA")
     for batch in (int(b) for b in args.batch_sizes.split(",")):
         results: dict[str, list[dict]] = {"baseline": [], "gan-edu": []}
         for _ in range(args.repeats):
