@@ -100,10 +100,13 @@ def read_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
+    done = False
     try:
-        return train(args)
+        code = train(args)
+        done = True
+        return code
     finally:
-        distributed.shutdown()  # under torchrun: leave the process group cleanly
+        distributed.shutdown(wait=done)  # under torchrun: leave the process group cleanly
 
 
 def train(args: argparse.Namespace) -> int:

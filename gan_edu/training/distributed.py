@@ -107,9 +107,16 @@ def barrier(world: World) -> None:
         dist.barrier()
 
 
-def shutdown() -> None:
-    """Leave the process group (at the end of a run); no-op when none was joined."""
+def shutdown(*, wait: bool = False) -> None:
+    """Leave the process group (at the end of a run); no-op when none was joined.
+
+    ``wait``: first wait until every rank is here (a run that ended normally): a rank that closes
+    its connections while a peer is still finishing can make gloo abort that peer ("connection
+    closed by peer"). Not after an error, when a peer may never arrive.
+    """
     if dist.is_initialized():
+        if wait:
+            dist.barrier()
         dist.destroy_process_group()
 
 
