@@ -40,7 +40,7 @@ from gan_edu.export import export_generator  # noqa: E402
 from gan_edu.export.runtime import OnnxGenerator  # noqa: E402
 from gan_edu.models.classifier import build_classifier  # noqa: E402
 from gan_edu.synthetic import balanced_labels, sample_images, sample_into_torch  # noqa: E402
-from gan_edu.training import GANTrainerConfig, capture, devices  # noqa: E402
+from gan_edu.training import GANTrainerConfig, capture  # noqa: E402
 from gan_edu.training.classifier_trainer import ClassifierTrainer, ClassifierTrainerConfig  # noqa: E402
 from gan_edu.training.runs import new_gan_run  # noqa: E402
 
@@ -175,7 +175,7 @@ def main() -> None:
     args = p.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     if args.dry_run:
-        capture.backend_for = devices.backend_for = lambda device: "rehearsal"  # the CPU stand-in of CUDA graphs
+        capture.backend_for = lambda device: "rehearsal"  # the CPU stand-in of CUDA graphs
         device = torch.device("cpu")
         args.steps, args.timed, args.batch, args.width, args.sample_images, images = 6, 4, 8, 4, 64, 256
     else:

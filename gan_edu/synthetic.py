@@ -65,7 +65,7 @@ def sample_images(generator: OnnxGenerator, labels: np.ndarray, *, seed: int, ba
 def writes_to_cuda(generator: OnnxGenerator, device: torch.device) -> bool:
     """Whether ``generator`` can write straight into torch's memory on ``device``: one graph (not a
     bank) on onnxruntime's CUDA provider, on the same GPU (the provider's device 0), any batch size."""
-    member = generator._members[0]
+    member = generator.sessions[0]
     return (
         not generator.is_bank and member.on_cuda and (device.index or 0) == 0 and member.fixed_batch is None and torch.cuda.is_available()
     )
@@ -86,7 +86,7 @@ def sample_into_torch(generator: OnnxGenerator, labels: np.ndarray, *, seed: int
         n = len(z)
         z_t = torch.from_numpy(np.ascontiguousarray(z, np.float32)).to(device)
         l_t = None if label_array is None else torch.from_numpy(label_array[start : start + n]).to(device)
-        generator._members[0].run_torch(z_t, l_t, buffer[:n])
+        generator.sessions[0].run_torch(z_t, l_t, buffer[:n])
         pictures = buffer[:n] if uint8_graph else to_uint8(buffer[:n])  # (n, H, W, C) uint8
         out[start : start + n] = pictures.permute(0, 3, 1, 2)
         start += n

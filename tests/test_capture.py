@@ -17,7 +17,7 @@ import torch
 from gan_edu.losses import get_loss
 from gan_edu.models import build_gan
 from gan_edu.models.classifier import build_classifier
-from gan_edu.training import GANTrainer, GANTrainerConfig, capture, devices
+from gan_edu.training import GANTrainer, GANTrainerConfig, capture
 from gan_edu.training.classifier_trainer import ClassifierTrainer, ClassifierTrainerConfig
 from gan_edu.training.runs import new_gan_run, resume_gan_run
 
@@ -28,7 +28,6 @@ TINY = {"g_channels": 4, "d_channels": 4, "embed_dim": 4}
 def rehearse(monkeypatch):
     """Steps on the CPU are recorded by the rehearsal, as steps on CUDA are by CUDA graphs."""
     monkeypatch.setattr(capture, "backend_for", lambda device: "rehearsal")
-    monkeypatch.setattr(devices, "backend_for", lambda device: "rehearsal")
     torch.set_num_threads(1)  # float sums depend on the thread count; both runs of a comparison use one
 
 

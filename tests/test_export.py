@@ -131,7 +131,7 @@ def test_dynamic_batch_and_batch_size_do_not_change_the_images(cond):
 def test_fixed_batch_export(tmp_path, cond):
     g = cond[0]
     og = OnnxGenerator(export_generator(g, tmp_path / "static.onnx", dynamic_batch=False))
-    assert og._members[0].fixed_batch == 1
+    assert og.sessions[0].fixed_batch == 1
     assert np.abs(og.sample(5, seed=4) - torch_images(g, og.latent(5, seed=4), og.balanced_labels(5)).numpy()).max() <= 1e-4
 
 

@@ -88,13 +88,13 @@ def test_optimized_graph_is_cached_reused_and_matches_pytorch(tmp_path):
     path = export_generator(g, tmp_path / "g.onnx")
     [cached] = cache_files(tmp_path)  # written by the export
     og = OnnxGenerator(path)
-    assert og._members[0].optimized_path == cached
+    assert og.sessions[0].optimized_path == cached
     assert np.abs(og.sample(64, seed=2) - torch_images(g, og, 64, 2)).max() <= 1e-4  # parity on the optimized graph
     stamp = cached.stat().st_mtime_ns
     again = OnnxGenerator(path)
-    assert again._members[0].optimized_path == cached and cached.stat().st_mtime_ns == stamp  # reused, not rewritten
+    assert again.sessions[0].optimized_path == cached and cached.stat().st_mtime_ns == stamp  # reused, not rewritten
     plain = OnnxGenerator(path, cache=False)
-    assert plain._members[0].optimized_path is None
+    assert plain.sessions[0].optimized_path is None
     assert np.abs(plain.sample(16, seed=3) - again.sample(16, seed=3)).max() <= 1e-5
     assert not [p for p in tmp_path.iterdir() if p.suffix == ".tmp"]
 
@@ -112,7 +112,7 @@ def test_cache_is_replaced_when_the_model_changes(tmp_path):
     changed = onnx.load(str(path))
     changed.doc_string += " (edited)"
     onnx.save(changed, str(path))  # the file changed: its old cache no longer matches
-    assert OnnxGenerator(path)._members[0].optimized_path is None
+    assert OnnxGenerator(path).sessions[0].optimized_path is None
     g2 = tiny_generator(seed=5)
     export_generator(g2, path)  # exported again, other weights: a new cache, the stale one deleted
     og = OnnxGenerator(path)
@@ -138,13 +138,13 @@ def test_read_only_folder_and_broken_cache_fall_back_to_the_model(tmp_path, monk
         og = OnnxGenerator(path)
     finally:
         os.chmod(tmp_path, 0o755)
-    assert og._members[0].optimized_path is None and cache_files(tmp_path) == []
+    assert og.sessions[0].optimized_path is None and cache_files(tmp_path) == []
     assert np.abs(og.sample(16, seed=4) - expected).max() <= 1e-4
     monkeypatch.undo()
     assert session_module.optimized_model(path, ["CPUExecutionProvider"]) == cached
     cached.write_bytes(b"not a model")  # a damaged cache file: the model itself is loaded
     og = OnnxGenerator(path)
-    assert og._members[0].optimized_path is None
+    assert og.sessions[0].optimized_path is None
     assert np.abs(og.sample(16, seed=4) - expected).max() <= 1e-4
     assert session_module.optimized_model(path, ["CPUExecutionProvider"]) == cached and onnx.load(str(cached)).graph.node  # made again
 

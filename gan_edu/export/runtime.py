@@ -76,6 +76,7 @@ class OnnxGenerator:
         latent_dim, num_classes, class_names, image_shape, output: shortcuts into ``info``.
         providers: the providers the sessions really use (CUDA is dropped when it cannot start).
         device: ``"cuda"`` when the sessions run on CUDA (and use IO binding), else ``"cpu"``.
+        sessions: one :class:`~gan_edu.export.session.GraphSession` (a bank: one per class).
 
     Raises:
         GanEduError: the file is missing, not ONNX, not a gan-edu generator, or unsafe.
@@ -100,12 +101,12 @@ class OnnxGenerator:
         check(self.path.is_file(), f"{self.path}: no such file; expected an exported gan-edu generator (.onnx) or bank manifest (.json)")
         options = dict(providers=wanted, intra_op_num_threads=intra_op_num_threads, cache=cache)
         if self.path.suffix == ".json":
-            self.info, self._members = load_bank(self.path, options)
+            self.info, self.sessions = load_bank(self.path, options)
         else:
             check_external_data(self.path)
             member = GraphSession(self.path, **options)
-            self.info, self._members = member.info, [member]
-        self.providers = self._members[0].providers
+            self.info, self.sessions = member.info, [member]
+        self.providers = self.sessions[0].providers
         self.device = "cuda" if self.providers[0] == "CUDAExecutionProvider" else "cpu"
 
     # -- what the metadata says ---------------------------------------------------------------
@@ -136,10 +137,10 @@ class OnnxGenerator:
 
     @property
     def is_bank(self) -> bool:
-        return len(self._members) > 1
+        return len(self.sessions) > 1
 
     def __repr__(self) -> str:
-        kind = f"bank of {len(self._members)}" if self.is_bank else self.info.model_class
+        kind = f"bank of {len(self.sessions)}" if self.is_bank else self.info.model_class
         return f"OnnxGenerator({str(self.path)!r}, {kind}, latent_dim={self.latent_dim}, num_classes={self.num_classes}, image_shape={self.image_shape}, output={self.output!r}, device={self.device!r})"
 
     # -- noise and labels ---------------------------------------------------------------------
@@ -300,13 +301,13 @@ class OnnxGenerator:
         """One chunk through the graph into ``images`` (for a bank, each class's rows through its member)."""
         z = np.ascontiguousarray(z, dtype=np.float32)
         if not self.is_bank:
-            self._members[0].run(z, labels, images)
+            self.sessions[0].run(z, labels, images)
             return
         assert labels is not None
         for k in np.unique(labels):
             rows = labels == k  # the rows of class k go to member k
             part = self._empty_images(int(rows.sum()))
-            self._members[int(k)].run(np.ascontiguousarray(z[rows]), None, part)
+            self.sessions[int(k)].run(np.ascontiguousarray(z[rows]), None, part)
             images[rows] = part
 
 

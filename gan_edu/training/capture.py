@@ -232,6 +232,7 @@ class RecordedSteps:
     device: torch.device
     world: Any
     captured: CapturedStep | None
+    inputs_gather: Callable[..., Any] | None = None  # this epoch's inputs are indices and flips: the gather to make a batch of them
 
     def graph_blocker(self) -> str | None:
         """Why this run's step cannot be recorded as a CUDA graph; None when it can."""
@@ -305,7 +306,7 @@ class RecordedSteps:
 
     def run_step(self, batch: tuple[torch.Tensor, torch.Tensor]) -> dict[str, torch.Tensor]:
         """One step: the recorded one when there is one and the batch has its shapes, else ``train_step``."""
-        captured, gather = self.captured, getattr(self, "inputs_gather", None)
+        captured, gather = self.captured, self.inputs_gather
         eager = lambda: self.train_step(gather(*batch) if gather is not None else batch)  # type: ignore[attr-defined]  # noqa: E731
         if captured is None or not captured.fits(*batch):
             return eager()

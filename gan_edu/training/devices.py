@@ -18,8 +18,7 @@ from torch import nn
 from ..data.images import ImageSet
 from ..data.loader import Loader, make_loader
 from ..errors import GanEduError, check
-from . import distributed
-from .capture import backend_for
+from . import capture, distributed
 
 if TYPE_CHECKING:
     from .config import TrainerConfig
@@ -144,7 +143,7 @@ class SpeedSwitches:
     @property
     def records_steps(self) -> bool:
         """``cuda_graph`` is asked for and this device can record steps (CUDA; the CPU rehearsal in tests)."""
-        return self.config.cuda_graph and backend_for(self.device) is not None
+        return self.config.cuda_graph and capture.backend_for(self.device) is not None
 
     def autocast(self) -> Any:
         """Mixed-precision context for forward passes (a no-op at fp32)."""
