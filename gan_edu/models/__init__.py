@@ -19,6 +19,7 @@ import torch
 from ..errors import GanEduError
 from .bank import BankConfig, GeneratorBank
 from .base import MODULE_CLASSES, Discriminator, GANConfig, Generator
+from .conditional import CBNGenerator, ConditionalBatchNorm2d, SNProjectionDiscriminator
 from .dcgan import DCGANConfig, DCGANDiscriminator, DCGANGenerator
 from .ref000_dcgan import Ref000Config, Ref000Discriminator, Ref000Generator
 from .ref001_conv import Ref001ConvConfig, Ref001ConvDiscriminator, Ref001ConvGenerator
@@ -57,6 +58,30 @@ MODELS: dict[str, ModelSpec] = {
         source="DCGAN with a class embedding in G and a projection D (Miyato & Koyama 2018)",
         sizes=((1, 28, 28), (3, 32, 32), (3, 64, 64)),
         layers="dcgan + class embedding concatenated to z; projection D",
+        conditional=True,
+        tiny={**TINY, "embed_dim": 4},
+    ),
+    "cdcgan-cbn": ModelSpec(
+        CBNGenerator, DCGANDiscriminator, DCGANConfig,
+        source="cdcgan with conditional batch norm in G (de Vries et al. 2017; Miyato & Koyama 2018)",
+        sizes=((1, 28, 28), (3, 32, 32), (3, 64, 64)),
+        layers="G: dcgan, each BN's scale and shift per class; D: cdcgan's projection D",
+        conditional=True,
+        tiny={**TINY, "embed_dim": 4},
+    ),
+    "cdcgan-snproj": ModelSpec(
+        DCGANGenerator, SNProjectionDiscriminator, DCGANConfig,
+        source="cdcgan's G with SNGAN's D: spectral norm, no BN, projection head (Miyato et al. 2018)",
+        sizes=((1, 28, 28), (3, 32, 32), (3, 64, 64)),
+        layers="G: cdcgan; D: SN conv 3x3 + 4x4/2 per stage, LeakyReLU 0.1, sum pool, projection",
+        conditional=True,
+        tiny={**TINY, "embed_dim": 4},
+    ),
+    "cbn-snproj": ModelSpec(
+        CBNGenerator, SNProjectionDiscriminator, DCGANConfig,
+        source="the class-conditional recipe: CBN generator and SN projection D (Miyato & Koyama 2018)",
+        sizes=((1, 28, 28), (3, 32, 32), (3, 64, 64)),
+        layers="G: dcgan with class-conditional BN; D: SNGAN's standard CNN with a projection head",
         conditional=True,
         tiny={**TINY, "embed_dim": 4},
     ),
@@ -146,6 +171,9 @@ __all__ = [
     "BankConfig",
     "GeneratorBank",
     "MODULE_CLASSES",
+    "CBNGenerator",
+    "ConditionalBatchNorm2d",
+    "SNProjectionDiscriminator",
     "DCGANConfig",
     "DCGANDiscriminator",
     "DCGANGenerator",

@@ -30,6 +30,13 @@ Deviations from the paper, each deliberate:
    ``<embed(y), sum_hw(h)>`` to its logit (Miyato & Koyama, "cGANs with Projection
    Discriminator", ICLR 2018).
 4. Batch-norm scales are initialised from N(1, 0.02) and biases to 0, as the PyTorch examples do.
+5. Optional auxiliary class head (``aux_head``, Odena et al., "Conditional Image Synthesis with
+   Auxiliary Classifier GANs", ICML 2017): a linear layer from D's pooled features to class
+   logits, returned beside the logit by ``forward(..., with_classes=True)`` for
+   :class:`~gan_edu.training.acgan.ACGANTrainer`.
+
+The class-conditional parts of the later literature (conditional batch norm in G, a spectrally
+normalised projection D without batch norm) are in :mod:`gan_edu.models.conditional`.
 
 To make a variant, subclass :class:`DCGANGenerator` or :class:`DCGANDiscriminator` and override
 ``forward`` (or ``__init__`` to change the layers); ``config_class`` takes your own config.
@@ -53,10 +60,18 @@ class DCGANConfig(GANConfig):
     g_channels: int = 64  # ngf: generator width next to the image; doubles per layer inward
     d_channels: int = 64  # ndf: discriminator width next to the image; 64 as in the paper
     embed_dim: int = 32  # conditional only: size of the class embedding concatenated to z
+    aux_head: bool = False  # conditional D only: also predict the class (AC-GAN's head; ACGANTrainer trains it)
+    class_input: bool = True  # CBNGenerator: also concatenate the class embedding to z (False: the class acts through the norms only, as in SNGAN)
+    d_convs_per_stage: int = 1  # SNProjectionDiscriminator: 3x3 stride-1 convs before each 4x4 stride-2 one (1 as in SNGAN's standard CNN; 0: the DCGAN mirror)
+    d_slope: float = 0.1  # SNProjectionDiscriminator: its LeakyReLU slope (0.1 as in SNGAN)
 
     def __post_init__(self) -> None:
         super().__post_init__()
         check_positive_ints(self, "g_channels", "d_channels", "embed_dim")
+        check(isinstance(self.aux_head, bool) and isinstance(self.class_input, bool), f"aux_head={self.aux_head!r}, class_input={self.class_input!r}: expected True or False")
+        check(not self.aux_head or self.num_classes is not None, "aux_head=True with num_classes=None: expected a conditional model (the head predicts the class)")
+        check(isinstance(self.d_convs_per_stage, int) and 0 <= self.d_convs_per_stage <= 4, f"d_convs_per_stage={self.d_convs_per_stage!r}: expected an int in [0, 4]")
+        check(isinstance(self.d_slope, (int, float)) and 0 <= self.d_slope < 1, f"d_slope={self.d_slope!r}: expected a LeakyReLU slope in [0, 1)")
         check(self.image_shape[1] == self.image_shape[2], f"image_shape={self.image_shape}: expected square images (H == W)")
         doublings(self.image_shape[1])  # raises for sizes the stride-2 stack cannot make
 
@@ -67,7 +82,7 @@ def dcgan_init(module: nn.Module) -> None:
         nn.init.normal_(module.weight, 0.0, 0.02)
         if getattr(module, "bias", None) is not None:
             nn.init.zeros_(module.bias)
-    elif isinstance(module, nn.BatchNorm2d):
+    elif isinstance(module, nn.BatchNorm2d) and module.affine:  # conditional batch norm keeps its scale elsewhere
         nn.init.normal_(module.weight, 1.0, 0.02)
         nn.init.zeros_(module.bias)
 
@@ -143,12 +158,23 @@ class DCGANDiscriminator(Discriminator):
         self.head = nn.Conv2d(widths[-1], 1, base, 1, 0, bias=False)  # -> (N, 1, 1, 1): one logit
         if config.num_classes is not None:
             self.embed = nn.Embedding(config.num_classes, widths[-1])  # projection: y -> (F,)
+        if config.aux_head:
+            self.classes = nn.Linear(widths[-1], config.num_classes)  # AC-GAN: (F,) -> (K,) class logits
         self.apply(dcgan_init)
 
-    def forward(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, images: torch.Tensor, labels: torch.Tensor | None = None, *, with_classes: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """``(N, C, H, W)`` images to ``(N,)`` logits; ``with_classes`` (an ``aux_head`` D): also ``(N, K)`` class logits."""
         h = self.features(images)  # (N, F, base, base)
         logits = self.head(h).flatten()  # (N,)
         if self.num_classes is not None:
             assert labels is not None, "conditional discriminator needs labels"
             logits = logits + (self.embed(labels) * h.sum(dim=(2, 3))).sum(dim=1)  # + <embed(y), sum_hw h>
+        if with_classes:
+            return logits, class_logits(self, h.sum(dim=(2, 3)))  # (N,), (N, K)
         return logits
+
+
+def class_logits(discriminator: Discriminator, pooled: torch.Tensor) -> torch.Tensor:
+    """AC-GAN's class logits ``(N, K)`` from D's pooled features ``(N, F)``; one line naming a D without the head."""
+    check(hasattr(discriminator, "classes"), f"{type(discriminator).__name__} without aux_head: expected aux_head=True in its config for class logits (AC-GAN)")
+    return discriminator.classes(pooled)
