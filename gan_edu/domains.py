@@ -56,10 +56,12 @@ NUMBER = Domain(float, lambda v: True, "a number")
 POSITIVE_INT = Domain(int, lambda v: v > 0, "a positive int", "is not positive")
 NON_NEGATIVE_INT = Domain(int, lambda v: v >= 0, "an int >= 0", "is negative")
 POSITIVE_NUMBER = Domain(float, lambda v: v > 0, "a positive number", "is not positive")
+NON_NEGATIVE_NUMBER = Domain(float, lambda v: v >= 0, "a number >= 0", "is negative")
 
 PositiveInt = Annotated[int, POSITIVE_INT]
 NonNegativeInt = Annotated[int, NON_NEGATIVE_INT]
 PositiveFloat = Annotated[float, POSITIVE_NUMBER]
+NonNegativeFloat = Annotated[float, NON_NEGATIVE_NUMBER]
 
 
 @dataclasses.dataclass(frozen=True)

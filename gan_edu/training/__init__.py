@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .acgan import ACGANTrainer, ACGANTrainerConfig
 from .callbacks import Callback
 from .checkpoint import load_checkpoint, save_checkpoint
 from .gan_trainer import GANTrainer, GANTrainerConfig, LossCurves, SampleGrid, SaveModels
@@ -16,6 +17,8 @@ from .trainer import (
 )
 
 __all__ = [
+    "ACGANTrainer",
+    "ACGANTrainerConfig",
     "Callback",
     "GANTrainer",
     "GANTrainerConfig",

@@ -51,7 +51,7 @@ from torch import nn
 
 from ..augment import DiffAugment, parse_policy
 from ..data.loader import Batch
-from ..domains import PositiveInt
+from ..domains import NonNegativeInt, PositiveInt
 from ..errors import check
 from ..losses import GANLoss, NonSaturatingLoss
 from ..models.base import Discriminator, Generator
@@ -73,6 +73,7 @@ class GANTrainerConfig(TrainerConfig):
     ema: bool = True  # keep an average of G's weights (Yazici et al. 2019); grids, saved G and export use it
     ema_decay: float = 0.999  # its decay (warmed up as min(decay, (1+n)/(10+n))): ~ the last 1,000 G updates
     diffaugment: str = ""  # D sees real and fake through these differentiable transforms: translation,cutout,color (Zhao et al. 2020)
+    snapshots: NonNegativeInt = 0  # also keep the sampling G at the ends of the last N epochs before the final one (snapshots/), for a snapshot ensemble of synthetic data
     samples_per_class: PositiveInt = 8  # sample grid: columns per class row (conditional models)
     num_samples: PositiveInt = 64  # sample grid: images in all (unconditional models)
 
@@ -109,6 +110,9 @@ class GANTrainer(Trainer):
         "train_step", "discriminator_step", "generator_step", "fake_batch", "discriminator_objective", "generator_objective",
         "discriminate", "update_discriminator", "update_generator",
     )
+    #: True: every call of D also returns its class logits (a D with ``aux_head``), which
+    #: :meth:`discriminate` keeps in ``self.class_logits`` for the objectives (AC-GAN: :mod:`.acgan`).
+    wants_class_logits: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -133,7 +137,9 @@ class GANTrainer(Trainer):
         self.discriminator = self.prepare_module(discriminator)
         self.g_forward = self.compiled(self.data_parallel(self.generator))  # the same weights, maybe compiled and DDP
         self.d_forward = self.compiled(self.discriminator)  # D as a judge (G's step): not updated, no DDP
-        self.d_joint = self.data_parallel(JointForward(self.d_forward))  # D's step: all its D calls, one forward per backward
+        self.d_joint = self.data_parallel(JointForward(self.d_forward, with_classes=self.wants_class_logits))  # D's step: all its D calls, one forward per backward
+        self.d_judge = JointForward(self.d_forward, with_classes=self.wants_class_logits)  # D as G's judge: the plain D, no DDP
+        self.class_logits: tuple[torch.Tensor, ...] = ()  # with wants_class_logits: (N, K) class logits of discriminate's last call, per batch
         self.loss = loss if loss is not None else NonSaturatingLoss()
         check(
             not (self.world.active and self.loss.has_penalty),
@@ -295,9 +301,12 @@ class GANTrainer(Trainer):
             else:
                 self.discriminator.requires_grad_(False)
                 try:
-                    logits = tuple(self.d_forward(images, labels) for images, labels in batches)
+                    logits = self.d_judge(batches)
                 finally:
                     self.discriminator.requires_grad_(True)
+        if self.wants_class_logits:  # (logits (N,), class logits (N, K)) per batch
+            self.class_logits = tuple(classes.float() for _, classes in logits)
+            logits = tuple(x for x, _ in logits)
         return tuple(x.float() for x in logits)  # losses in fp32
 
     def update_discriminator(
@@ -338,10 +347,14 @@ class JointForward(nn.Module):
         discriminator: the D (or its compiled view); the wrapper holds no weights of its own.
     """
 
-    def __init__(self, discriminator: nn.Module) -> None:
+    def __init__(self, discriminator: nn.Module, *, with_classes: bool = False) -> None:
         super().__init__()
         self.discriminator = discriminator
+        self.with_classes = with_classes  # also D's class logits (an aux_head D, for AC-GAN)
 
-    def forward(self, batches: tuple[tuple[torch.Tensor, torch.Tensor | None], ...]) -> tuple[torch.Tensor, ...]:
-        """``(images (N, C, H, W), labels (N,) or None)`` pairs to their ``(N,)`` logits, one D call each."""
+    def forward(self, batches: tuple[tuple[torch.Tensor, torch.Tensor | None], ...]) -> tuple[Any, ...]:
+        """``(images (N, C, H, W), labels (N,) or None)`` pairs to their ``(N,)`` logits, one D call each
+        (with ``with_classes``: ``(logits (N,), class logits (N, K))`` pairs)."""
+        if self.with_classes:
+            return tuple(self.discriminator(images, labels, with_classes=True) for images, labels in batches)
         return tuple(self.discriminator(images, labels) for images, labels in batches)

@@ -2,7 +2,8 @@
 
 * :class:`SampleGrid`: one fixed noise batch drawn after every epoch into ``samples/``, the
   latest grid as ``samples.png`` and all of them as ``samples.gif``;
-* :class:`SaveModels`: ``generator/`` and ``discriminator/`` (``save_pretrained``) after every epoch;
+* :class:`SaveModels`: ``generator/`` and ``discriminator/`` (``save_pretrained``) after every epoch,
+  and with the ``snapshots`` option the sampling G of the last epochs in ``snapshots/``;
 * :class:`LossCurves`: ``losses.png`` from the history.
 
 Each hook receives the GAN trainer (its ``generator``, ``sampling_generator``, ``config``,
@@ -12,6 +13,7 @@ SampleGrid`` (or ``gan_edu.training.gan_trainer``, which imports them) finds the
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
@@ -83,9 +85,22 @@ class SaveModels(Callback):
 
     def on_epoch_end(self, trainer: GANTrainer) -> None:
         self._save(trainer)
+        cfg = trainer.config
+        if trainer.out_dir is not None and cfg.epochs - cfg.snapshots <= trainer.epoch < cfg.epochs:  # snapshots: the last N before the final epoch
+            trainer.sampling_generator.save_pretrained(snapshot_dir(trainer.out_dir, trainer.epoch))
 
     def on_fit_end(self, trainer: GANTrainer) -> None:
         self._save(trainer)
+
+
+def snapshot_dir(run_dir: Path, epoch: int) -> Path:
+    """Where a run keeps the sampling G of the end of ``epoch`` (``snapshots`` option): ``snapshots/epoch_NNNN``."""
+    return Path(run_dir) / "snapshots" / f"epoch_{epoch:04d}"
+
+
+def snapshot_dirs(run_dir: str | Path) -> list[Path]:
+    """A run's kept snapshots of G (oldest first), not counting its final ``generator/``."""
+    return sorted(p for p in (Path(run_dir) / "snapshots").glob("epoch_*") if (p / "config.json").is_file())
 
 
 class LossCurves(Callback):

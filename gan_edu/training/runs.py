@@ -87,6 +87,8 @@ def new_gan_run(
     if out_dir is not None:
         prepare_out_dir(out_dir, overwrite=overwrite, dry_run=True)  # refuse an existing run before the work below
     loss = get_loss(loss) if isinstance(loss, str) else loss
+    if cls.wants_class_logits:  # the trainer reads D's class head (AC-GAN): D is built with it
+        model_config = {**model_config, "aux_head": True}
     torch.manual_seed(config.seed)
     g, d = build_gan(model, image_shape=dataset.image_shape, num_classes=dataset.num_classes, **model_config)
     trainer = cls(g, d, loss, config, out_dir=out_dir, meta={"model": model})
