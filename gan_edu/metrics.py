@@ -7,6 +7,11 @@
 * the Fréchet distance between Gaussians fitted to real and generated features taken from
   classifier c. It is the formula of FID, but NOT comparable with Inception FID numbers: the
   features come from our small classifier, not from Inception-v3;
+* improved precision and recall (Kynkäänniemi et al., "Improved Precision and Recall Metric for
+  Assessing Generative Models", NeurIPS 2019) in the same features: precision is the share of
+  generated images that fall inside the real images' k-nearest-neighbour manifold (are they
+  realistic?), recall the share of real images inside the generated images' manifold (is every
+  kind of real image made?). Fidelity and coverage apart, where the Fréchet distance mixes them;
 * a class histogram of generated images as judged by c, and per-class colour statistics, which
   expose mode collapse (one class's images all alike: low colour spread, or judged as one class).
 """
@@ -121,3 +126,67 @@ def colour_statistics(images: np.ndarray, labels: Any, num_classes: int) -> list
 def per_class_table(names: Sequence[str], **columns: np.ndarray) -> list[dict[str, Any]]:
     """Rows ``{"class": name, column: value, ...}`` for a report."""
     return [{"class": name, **{k: (None if np.isnan(v[i]) else round(float(v[i]), 4)) for k, v in columns.items()}} for i, name in enumerate(names)]
+
+
+def _squared_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``(N, M)`` squared Euclidean distances between the rows of ``a (N, F)`` and ``b (M, F)``."""
+    d = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * (a @ b.T)
+    return np.maximum(d, 0.0)
+
+
+def knn_radii(features: np.ndarray, k: int = 3, *, chunk: int = 1024) -> np.ndarray:
+    """Squared distance from each row of ``features (N, F)`` to its k-th nearest other row: ``(N,)``.
+
+    The ball of that radius around every point is the set's estimated manifold (Kynkäänniemi et al.).
+    """
+    x = np.asarray(features, dtype=np.float64)
+    check(x.ndim == 2 and len(x) > k, f"features of shape {x.shape}: expected (N, F) with N > k={k}")
+    radii = np.empty(len(x))
+    for start in range(0, len(x), chunk):
+        d = _squared_distances(x[start:start + chunk], x)  # (chunk, N), each row's own 0 among them
+        radii[start:start + chunk] = np.partition(d, k, axis=1)[:, k]  # k-th after the point itself
+    return radii
+
+
+def manifold_share(queries: np.ndarray, points: np.ndarray, radii: np.ndarray, *, chunk: int = 1024) -> float:
+    """Share of ``queries (Q, F)`` inside at least one ball ``|q - points[i]|^2 <= radii[i]``."""
+    q, p = np.asarray(queries, dtype=np.float64), np.asarray(points, dtype=np.float64)
+    inside = 0
+    for start in range(0, len(q), chunk):
+        inside += int((_squared_distances(q[start:start + chunk], p) <= radii[None, :]).any(axis=1).sum())
+    return inside / max(1, len(q))
+
+
+def precision_recall(real: np.ndarray, fake: np.ndarray, *, k: int = 3) -> dict[str, float]:
+    """Improved precision and recall of generated ``fake (M, F)`` features against ``real (N, F)`` ones.
+
+    Precision: the share of fakes inside the real manifold; recall: the share of reals inside the
+    fake manifold; each manifold the union of balls reaching every point's ``k``-th nearest
+    neighbour (k=3 as in the paper). Both sets should be the same size, as in the paper, since a
+    larger set's balls are smaller.
+
+    >>> rng = np.random.default_rng(0)
+    >>> real = rng.normal(size=(400, 2))
+    >>> pr = precision_recall(real, real[:200] * 0.1)  # all fakes near the centre: realistic, not diverse
+    >>> pr["precision"] > 0.95, pr["recall"] < 0.3
+    (True, True)
+    """
+    real, fake = np.asarray(real, dtype=np.float64), np.asarray(fake, dtype=np.float64)
+    check(real.ndim == 2 and fake.ndim == 2 and real.shape[1] == fake.shape[1], f"features of shapes {real.shape} and {fake.shape}: expected (N, F) and (M, F)")
+    return {
+        "precision": manifold_share(fake, real, knn_radii(real, k)),
+        "recall": manifold_share(real, fake, knn_radii(fake, k)),
+    }
+
+
+def per_class_precision_recall(real: np.ndarray, real_labels: Any, fake: np.ndarray, fake_labels: Any, num_classes: int, *, k: int = 3) -> list[dict[str, float | None]]:
+    """:func:`precision_recall` within each class: real images of class y against images made for y.
+
+    A class with at most ``k`` images on either side gets ``None`` for both.
+    """
+    y_real, y_fake = _ints(real_labels), _ints(fake_labels)
+    out: list[dict[str, float | None]] = []
+    for c in range(num_classes):
+        r, f = np.asarray(real)[y_real == c], np.asarray(fake)[y_fake == c]
+        out.append(precision_recall(r, f, k=k) if min(len(r), len(f)) > k else {"precision": None, "recall": None})
+    return out

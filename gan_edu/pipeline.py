@@ -8,7 +8,9 @@ objects and hands plain objects on:
 3. :func:`export`: the generator exported to ONNX (checked against PyTorch) and loaded with onnxruntime;
    :func:`sample`: a balanced synthetic set sampled through it, as any app would.
 4. :func:`train_classifier`, twice: classifier c on the real training images (or c reused from an
-   earlier experiment), c' on the synthetic ones (:func:`synthetic_training_data`), same recipe.
+   earlier experiment), c' on the synthetic ones (:func:`synthetic_training_data`), same recipe;
+   then, with ``reference_classifier``, both again with reference project 000's classifier and a
+   plain recipe, so that c' is measured under two recipes.
 5. :func:`evaluate`: both on the real held-out images (c' there is GAN-train); c judges the
    synthetic images (GAN-test); Fréchet distance of c's features, real vs synthetic; class
    histogram and colour statistics of the synthetic images (mode collapse).
@@ -29,7 +31,7 @@ from __future__ import annotations
 import dataclasses
 import platform
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -46,12 +48,21 @@ from .export.runtime import OnnxGenerator
 from .io import check_writable
 from .models.classifier import Classifier, build_classifier
 from .outputs import EXPERIMENT_FILES, replace_folder
-from .pipeline_config import EXPERIMENT_WIDE, PRESETS, PipelineConfig, nested_settings, reusable_c
+from .pipeline_config import (
+    EXPERIMENT_WIDE,
+    PRESETS,
+    REFERENCE_CLASSIFIER,
+    REFERENCE_WIDTH,
+    PipelineConfig,
+    nested_settings,
+    reusable_c,
+)
 from .plots import save_grid
-from .report import inception_scores, measure, write_report
-from .synthetic import FreshSyntheticLoader, sample_pool, save_pool
+from .report import inception_scores, measure, measure_reference, write_report
+from .synthetic import FreshSyntheticLoader, sample_ensemble_pool, sample_pool, save_pool
 from .training.bank import train_bank
 from .training.classifier_trainer import ClassifierTrainer
+from .training.pictures import snapshot_dirs
 from .training.registry import get_trainer_class
 from .training.runs import new_gan_run
 from .training.trainer import resolve_device
@@ -157,10 +168,21 @@ def export(config: PipelineConfig, gan_dir: Path, out: Path, train: ImageDataset
     return OnnxGenerator(onnx_path)
 
 
-def sample(config: PipelineConfig, generator: OnnxGenerator, n: int, out: Path) -> ImageDataset:
+def export_snapshots(gan_dir: Path, out: Path, train: ImageDataset) -> list[OnnxGenerator]:
+    """The run's kept snapshots of G (``gan.snapshots``) exported into ``out/snapshots/`` and loaded; [] without any."""
+    paths = [export_generator(d, out / "snapshots" / f"{d.name}.onnx", class_names=train.class_names) for d in snapshot_dirs(gan_dir)]
+    return [OnnxGenerator(p) for p in paths]
+
+
+def sample(config: PipelineConfig, generator: OnnxGenerator, n: int, out: Path, snapshots: Sequence[OnnxGenerator] = ()) -> ImageDataset:
     """``n`` labelled synthetic images (balanced classes, uint8) through onnxruntime, as any app would;
-    also a grid of one row per class (``samples_per_class.png``) and, for a small pool, a preview file."""
-    pool = sample_pool(generator, n, seed=config.seed + 1, device=resolve_device(config.device))  # CUDA: onnxruntime writes into torch's GPU buffers
+    also a grid of one row per class (``samples_per_class.png``) and, for a small pool, a preview file.
+    With ``snapshots``, the pool is drawn from them and ``generator`` in equal shares (a snapshot ensemble)."""
+    device = resolve_device(config.device)
+    if snapshots:
+        pool = sample_ensemble_pool([*snapshots, generator], n, seed=config.seed + 1, device=device)
+    else:
+        pool = sample_pool(generator, n, seed=config.seed + 1, device=device)  # CUDA: onnxruntime writes into torch's GPU buffers
     per_row = 10
     grid_labels = np.repeat(np.arange(generator.num_classes or 1), per_row)
     grid = generator.sample(len(grid_labels), grid_labels, seed=config.seed + 2)
@@ -170,12 +192,17 @@ def sample(config: PipelineConfig, generator: OnnxGenerator, n: int, out: Path) 
     return pool
 
 
-def train_classifier(config: PipelineConfig, data: ImageDataset | FreshSyntheticLoader, n: int, like: ImageDataset, folder: Path) -> tuple[Classifier, dict[str, float]]:
+def train_classifier(
+    config: PipelineConfig, data: ImageDataset | FreshSyntheticLoader, n: int, like: ImageDataset, folder: Path, *, reference: bool = False
+) -> tuple[Classifier, dict[str, float]]:
     """Train one classifier of the recipe on ``data`` (``n`` images per epoch, shaped and labelled
-    ``like`` the real set) into ``folder``; returns it and what it ran."""
+    ``like`` the real set) into ``folder``; returns it and what it ran. ``reference``: reference
+    project 000's classifier and plain recipe (:data:`~gan_edu.pipeline_config.REFERENCE_RECIPE`)."""
     torch.manual_seed(config.seed)  # c and c' start from the same weights
-    classifier = build_classifier(config.classifier_model, image_shape=like.image_shape, num_classes=like.num_classes, width=config.classifier_width)
-    trainer = ClassifierTrainer(classifier, config.classifier_trainer_config(n), out_dir=folder)
+    name, width = (REFERENCE_CLASSIFIER, REFERENCE_WIDTH) if reference else (config.classifier_model, config.classifier_width)
+    classifier = build_classifier(name, image_shape=like.image_shape, num_classes=like.num_classes, width=width)
+    recipe = config.reference_trainer_config() if reference else config.classifier_trainer_config(n)
+    trainer = ClassifierTrainer(classifier, recipe, out_dir=folder)
     trainer.fit(data)
     classifier.save_pretrained(folder / "classifier")
     return classifier, trained(trainer, n)
@@ -189,10 +216,13 @@ def synthetic_training_data(config: PipelineConfig, generator: OnnxGenerator, po
 
 
 def evaluate(config: PipelineConfig, c: Classifier, c_prime: Classifier, train: ImageDataset, evaluation: ImageDataset, pool: ImageDataset,
-             inception: Any = None) -> dict[str, Any]:
+             inception: Any = None, reference: tuple[Classifier, Classifier] | None = None) -> dict[str, Any]:
     """The measures (:func:`~gan_edu.report.measure`): c and c' on the real ``evaluation`` images, c on the
-    synthetic ``pool``; with ``inception`` (the model and its weights' facts), Inception FID and IS too."""
+    synthetic ``pool``; with ``inception`` (the model and its weights' facts), Inception FID and IS too;
+    with ``reference`` (c and c' of the plain recipe), their accuracies (:func:`~gan_edu.report.measure_reference`)."""
     measures = measure(c, c_prime, train, evaluation, pool, tta=config.classifier_tta)
+    if reference is not None:
+        measures["reference"] = measure_reference(*reference, evaluation, config.reference_trainer_config())
     if inception is not None:
         measures["inception"] = inception_scores(inception, train, pool)
     return measures
@@ -272,10 +302,12 @@ def run_pipeline(config: PipelineConfig, out_dir: str | Path, *, overwrite: bool
     # of the evaluation's size then serves GAN-test and the Fréchet distance)
     with timed(timings, "export_s"):
         generator = export(config, out / "gan", out, train)
+        snapshots = export_snapshots(out / "gan", out, train) if config.gan.snapshots else []
     n_synthetic = config.synthetic_images or len(train)
     with timed(timings, "sample_s"):
-        pool = sample(config, generator, n_synthetic if config.synthetic == "pool" else min(n_synthetic, len(evaluation)), out)
-    log(f"exported {generator.path.name}; sampled {len(pool)} synthetic images with onnxruntime in {timings['sample_s']:.1f} s")
+        pool = sample(config, generator, n_synthetic if config.synthetic == "pool" else min(n_synthetic, len(evaluation)), out, snapshots)
+    members = f" from an ensemble of {len(snapshots) + 1} snapshots of G" if snapshots else ""
+    log(f"exported {generator.path.name}; sampled {len(pool)} synthetic images{members} with onnxruntime in {timings['sample_s']:.1f} s")
 
     # 4. classifiers c (real images) and c' (synthetic images), the same recipe
     with timed(timings, "c_s"):
@@ -290,9 +322,18 @@ def run_pipeline(config: PipelineConfig, out_dir: str | Path, *, overwrite: bool
         c_prime, ran["c_prime"] = train_classifier(config, synthetic, n_seen, train, out / "c_prime")
     log(f"c' trained in {timings['c_prime_s']:.0f} s on a {config.synthetic} of {n_synthetic} synthetic images{' per epoch' if config.synthetic == 'stream' else ''}")
 
+    # 4b. the second pair, reference project 000's classifier and plain recipe
+    reference = None
+    if config.reference_classifier:
+        with timed(timings, "reference_s"):
+            c_ref, ran["c_reference"] = train_classifier(config, train, len(train), train, out / "c_reference", reference=True)
+            cp_ref, ran["c_prime_reference"] = train_classifier(config, synthetic, n_seen, train, out / "c_prime_reference", reference=True)
+        reference = (c_ref, cp_ref)
+        log(f"c and c' of the reference recipe ({REFERENCE_CLASSIFIER}) trained in {timings['reference_s']:.0f} s")
+
     # 5. evaluation on the real held-out images
     with timed(timings, "evaluation_s"):
-        measures = evaluate(config, c, c_prime, train, evaluation, pool, inception)
+        measures = evaluate(config, c, c_prime, train, evaluation, pool, inception, reference)
     timings["total_s"] = time.perf_counter() - t_all
 
     # 6. the report

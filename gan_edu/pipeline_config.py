@@ -16,6 +16,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from .domains import PositiveInt
 from .errors import GanEduError, check
 from .losses import get_loss
 from .models import MODELS, build_gan
@@ -56,6 +57,7 @@ class PipelineConfig:
     g_channels: int | None = None  # generator width (None: the model's default)
     d_channels: int | None = None  # discriminator width
     spectral_norm: bool = False  # spectral normalisation of every D layer
+    d_convs_per_stage: int | None = None  # SN projection D (cdcgan-snproj, cbn-snproj): 3x3 convs before each stride-2 one (None: SNGAN's 1; 0: the DCGAN mirror, ~3x cheaper on a CPU)
     gan: GANTrainerConfig = dataclasses.field(default_factory=lambda: GANTrainerConfig(batch_size=64))  # the GAN's training: the trainer class's config (batch 64 here)
     # -- the synthetic images -----------------------------------------------------------------------
     synthetic: str = "pool"  # "pool": one fixed synthetic set; "stream": fresh images every epoch of c'
@@ -65,6 +67,8 @@ class PipelineConfig:
     classifier_width: int = 32  # its width
     classifier_tta: bool = False  # predict from each test image and its mirror image (data whose mirror keeps the class)
     classifier: ClassifierTrainerConfig = dataclasses.field(default_factory=lambda: ClassifierTrainerConfig(epochs=10))  # the recipe of c and c' (the same for both; 10 epochs here)
+    reference_classifier: bool = True  # also train c and c' with reference project 000's classifier and its plain recipe (REFERENCE_RECIPE): a c' number that holds under two recipes is not one recipe's artefact
+    reference_epochs: PositiveInt = 3  # epochs of that plain recipe, for c and c' alike
     reuse_c: str | None = None  # an earlier experiment whose c (same data, split, seed, classifier recipe) is loaded, not trained again
     eval_split: str = "test"  # "test" for the final number, "validation" while choosing settings
     validation_images: int = 5000  # held out of the training set when eval_split is validation
@@ -94,6 +98,9 @@ class PipelineConfig:
         check(self.synthetic_images is None or self.synthetic_images > 0, f"synthetic_images={self.synthetic_images!r}: expected a positive int")
         check(self.verify_checksums or self.dataset == "cifar10", f"verify_checksums=False with dataset {self.dataset!r}: only cifar10 has that switch")
         check(self.synthetic in ("pool", "stream"), f"synthetic={self.synthetic!r}: expected 'pool' or 'stream'")
+        check(not self.gan.snapshots or (self.synthetic == "pool" and not self.per_class),
+              f"gan.snapshots={self.gan.snapshots} with synthetic={self.synthetic!r}, per_class={self.per_class}: "
+              "a snapshot ensemble feeds a fixed pool of one conditional model; expected synthetic='pool' and per_class=False")
         check(self.classifier_model in CLASSIFIERS, f"classifier_model {self.classifier_model!r}: expected one of {', '.join(CLASSIFIERS)}")
         # Everything below is checked here, before any data is loaded or folder made: a bad option
         # must never cost a GAN's training or leave half an experiment behind.
@@ -136,10 +143,16 @@ class PipelineConfig:
     def use_flip(self) -> bool:
         return self.flip if self.flip is not None else self.dataset == "cifar10"
 
+    def reference_trainer_config(self) -> ClassifierTrainerConfig:
+        """The plain recipe of the second pair of classifiers (:data:`REFERENCE_RECIPE`), with the experiment-wide options."""
+        return dataclasses.replace(REFERENCE_RECIPE, epochs=self.reference_epochs, **self.experiment_wide())
+
     def model_options(self) -> dict[str, Any]:
         options: dict[str, Any] = {k: v for k, v in (("g_channels", self.g_channels), ("d_channels", self.d_channels)) if v is not None}
         if self.spectral_norm:
             options["spectral_norm"] = True
+        if self.d_convs_per_stage is not None:
+            options["d_convs_per_stage"] = self.d_convs_per_stage
         return options
 
     def experiment_wide(self) -> dict[str, Any]:
@@ -200,6 +213,16 @@ class PipelineConfig:
 #: TrainerConfig. Every stage's trainer gets them (:meth:`PipelineConfig.experiment_wide`); a
 #: stage's config leaves them at their defaults.
 EXPERIMENT_WIDE = tuple(f.name for f in dataclasses.fields(PipelineConfig) if f.name in {t.name for t in dataclasses.fields(TrainerConfig)})
+
+
+#: The second classifier pair's architecture and recipe: reference project 000's classifier
+#: (conv-conv-pool twice, LeakyReLU, a dense layer; :class:`~gan_edu.models.classifier.Ref000Classifier`),
+#: trained plainly: Adam at a constant 1e-3, no weight decay, no label smoothing, no crops, no
+#: one-cycle or test-time flip; flips only where the data set takes them (``flip``).
+REFERENCE_CLASSIFIER, REFERENCE_WIDTH = "ref000", 32
+REFERENCE_RECIPE = ClassifierTrainerConfig(
+    epochs=3, batch_size=128, optimizer="adam", lr=1e-3, weight_decay=0.0, crop_padding=0, warmup_steps=0, schedule="constant", label_smoothing=0.0,
+)
 
 
 #: Settings for one flag (``gan-edu pipeline --preset NAME``); flags given beside it win.

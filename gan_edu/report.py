@@ -23,9 +23,14 @@ from .metrics import (
     confusion_matrix,
     frechet_distance,
     per_class_accuracy,
+    per_class_precision_recall,
+    precision_recall,
 )
 from .plots import plot_confusions, plot_per_class_accuracy
 from .training.classifier_trainer import predict
+
+PR_IMAGES = 5000  # real and synthetic images of the precision / recall manifolds (distances grow as N^2)
+PR_K = 3  # neighbours of the k-NN manifolds: 3, as in Kynkaanniemi et al.
 
 
 def measure(c: torch.nn.Module, c_prime: torch.nn.Module, train: ImageDataset, evaluation: ImageDataset, pool: ImageDataset, *, tta: bool) -> dict[str, Any]:
@@ -50,16 +55,23 @@ def measure(c: torch.nn.Module, c_prime: torch.nn.Module, train: ImageDataset, e
     n_fd = min(len(evaluation), len(pool), 10_000)
     feats_real = predict(c, evaluation.images[:n_fd], features=True).numpy()
     feats_fake = predict(c, pool.images[:n_fd], features=True).numpy()
+    n_pr = min(n_fd, PR_IMAGES)  # k-NN manifolds: the same number of real and synthetic images, as in the paper
+    pr = precision_recall(feats_real[:n_pr], feats_fake[:n_pr], k=PR_K)
+    pr_class = per_class_precision_recall(feats_real[:n_pr], y[:n_pr], feats_fake[:n_pr], pool.labels[:n_pr].numpy(), k, k=PR_K)
     return {
         "c_accuracy": accuracy(pred_c, y),
         "c_prime_accuracy": accuracy(pred_cp, y),
         "gan_test_accuracy": accuracy(pred_synth, pool.labels.numpy()),
         "frechet_distance": frechet_distance(feats_real, feats_fake),
         "frechet_distance_note": "between features of classifier c on real and synthetic images; not comparable with Inception FID",
+        "precision": pr["precision"],
+        "recall": pr["recall"],
+        "precision_recall_note": f"improved precision and recall (Kynkaanniemi et al. 2019, k={PR_K}) in c's features, {n_pr} real and {n_pr} synthetic images",
         "per_class": [
             {"class": names[i], "c": float(per_class_accuracy(cm_c)[i]), "c_prime": float(per_class_accuracy(cm_cp)[i]),
              "judged_as_fraction": float(class_histogram(pred_synth, k)[i]),
-             "gan_test": float(per_class_accuracy(confusion_matrix(pred_synth, pool.labels.numpy(), k))[i])}
+             "gan_test": float(per_class_accuracy(confusion_matrix(pred_synth, pool.labels.numpy(), k))[i]),
+             "precision": pr_class[i]["precision"], "recall": pr_class[i]["recall"]}
             for i in range(k)
         ],
         "colour_statistics": {
@@ -68,6 +80,21 @@ def measure(c: torch.nn.Module, c_prime: torch.nn.Module, train: ImageDataset, e
         },
         "confusion": {"c": cm_c.tolist(), "c_prime": cm_cp.tolist()},
         "frechet_images": n_fd,
+    }
+
+
+def measure_reference(c: torch.nn.Module, c_prime: torch.nn.Module, evaluation: ImageDataset, recipe: Any) -> dict[str, Any]:
+    """The second pair's numbers: c and c' of the plain recipe on the real ``evaluation`` images, overall and per class."""
+    y = evaluation.labels.numpy()
+    k = evaluation.num_classes
+    pred_c, pred_cp = predict(c, evaluation.images).numpy(), predict(c_prime, evaluation.images).numpy()
+    per_c, per_cp = per_class_accuracy(confusion_matrix(pred_c, y, k)), per_class_accuracy(confusion_matrix(pred_cp, y, k))
+    return {
+        "classifier": type(c).__name__,
+        "recipe": {key: value for key, value in recipe.to_dict().items() if key in ("epochs", "batch_size", "optimizer", "lr", "weight_decay", "crop_padding", "schedule", "label_smoothing", "flip")},
+        "c_accuracy": accuracy(pred_c, y),
+        "c_prime_accuracy": accuracy(pred_cp, y),
+        "per_class": [{"class": evaluation.class_names[i], "c": float(per_c[i]), "c_prime": float(per_cp[i])} for i in range(k)],
     }
 
 
@@ -110,6 +137,10 @@ def _ran(report: dict[str, Any], name: str) -> str:
     return f" (trained {steps} step{'s' * (steps != 1)}, {epochs:g} epoch{'s' * (epochs != 1)})"
 
 
+def _num(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
 def report_markdown(report: dict[str, Any]) -> str:
     """The report as a page a person reads."""
     s = report["settings"]
@@ -127,12 +158,30 @@ def report_markdown(report: dict[str, Any]) -> str:
         f"| c': trained on {synthetic_words(report)}, accuracy on real {split} images (GAN-train) | {report['c_prime_accuracy']:.4f} |",
         f"| GAN-test: c's accuracy on synthetic images (their intended class) | {report['gan_test_accuracy']:.4f} |",
         f"| Fréchet distance, features of c, real vs synthetic (not Inception FID) | {report['frechet_distance']:.3f} |",
-        "",
-        "| class | c | c' | GAN-test | share of synthetic images c assigns to it |",
-        "|---|---|---|---|---|",
     ]
+    if "precision" in report:
+        lines += [
+            f"| precision: share of synthetic images inside the real images' manifold (c's features) | {report['precision']:.4f} |",
+            f"| recall: share of real images inside the synthetic images' manifold | {report['recall']:.4f} |",
+        ]
+    ref = report.get("reference")
+    if ref:
+        r = ref["recipe"]
+        lines += [
+            f"| c, reference recipe ({ref['classifier']}, {r['optimizer']} lr {r['lr']:g} {r['schedule']}, {r['epochs']} epochs) | {ref['c_accuracy']:.4f} |",
+            f"| c', reference recipe | {ref['c_prime_accuracy']:.4f} |",
+        ]
+    pr_cols = "precision" in report["per_class"][0]
+    ref_rows = {row["class"]: row for row in ref["per_class"]} if ref else {}
+    head = ["class", "c", "c'"] + (["c' (reference recipe)"] if ref else []) + ["GAN-test"] + (["precision", "recall"] if pr_cols else []) + ["share of synthetic images c assigns to it"]
+    lines += ["", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in report["per_class"]:
-        lines.append(f"| {row['class']} | {row['c']:.3f} | {row['c_prime']:.3f} | {row['gan_test']:.3f} | {row['judged_as_fraction']:.3f} |")
+        cells = [row["class"], f"{row['c']:.3f}", f"{row['c_prime']:.3f}"]
+        cells += [f"{ref_rows[row['class']]['c_prime']:.3f}"] if ref else []
+        cells += [f"{row['gan_test']:.3f}"]
+        cells += [_num(row["precision"]), _num(row["recall"])] if pr_cols else []
+        cells += [f"{row['judged_as_fraction']:.3f}"]
+        lines.append("| " + " | ".join(cells) + " |")
     t = report["timings"]
     lines += [
         "",

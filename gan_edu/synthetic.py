@@ -5,7 +5,8 @@ The generator is used the way an app would use it: through its ONNX file and onn
 
 * a fixed pool: :func:`sample_pool` draws ``n`` images with balanced labels once, as an
   :class:`~gan_edu.data.ImageDataset` (uint8, like any real set), which can be saved to and
-  loaded from ``.npz`` (:func:`save_pool`, :func:`load_pool`);
+  loaded from ``.npz`` (:func:`save_pool`, :func:`load_pool`); :func:`sample_ensemble_pool`
+  draws it from several generators at once (the EMA snapshots of one run: a snapshot ensemble);
 * a stream: :class:`FreshSyntheticLoader` draws a new balanced set every epoch (seeded by
   ``(seed, epoch)``, so a resumed run sees the same images), a chunk at a time just before
   use, so its memory stays bounded however many images an epoch has.
@@ -113,6 +114,34 @@ def sample_pool(
     return ImageDataset(
         "synthetic", images.cpu(), torch.from_numpy(labels), tuple(g.class_names),
         {"source": str(getattr(g, "path", "")), "n": n, "seed": seed},
+    )
+
+
+def sample_ensemble_pool(
+    generators: list[OnnxGenerator], n: int, *, seed: int = 0, batch_size: int = 512, device: torch.device | str = "cpu"
+) -> ImageDataset:
+    """A fixed synthetic set of ``n`` images drawn from several generators (a snapshot ensemble).
+
+    Each generator makes an equal share (balanced labels in each), with its own seed; the shares
+    are shuffled together in a seeded order, so any prefix of the pool mixes all members.
+
+    Args:
+        generators: exported conditional generators with the same classes and image shape (e.g.
+            the EMA snapshots of one run, ``GANTrainerConfig.snapshots``).
+        n: images in all (>= the number of generators).
+        seed: seeds the labels, the noise (``seed + i`` for member ``i``) and the final order.
+    """
+    check(len(generators) >= 1 and n >= len(generators), f"{len(generators)} generators for n={n} images: expected at least one image per generator")
+    first = generators[0]
+    for g in generators[1:]:
+        check(tuple(g.class_names) == tuple(first.class_names) and tuple(g.image_shape) == tuple(first.image_shape),
+              f"{g}: classes {g.class_names} and image shape {g.image_shape}; expected those of {first} in one ensemble")
+    shares = [n // len(generators) + (i < n % len(generators)) for i in range(len(generators))]
+    parts = [sample_pool(g, k, seed=seed + i, batch_size=batch_size, device=device) for i, (g, k) in enumerate(zip(generators, shares))]
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    return ImageDataset(
+        "synthetic", torch.cat([p.images for p in parts])[order], torch.cat([p.labels for p in parts])[order], tuple(first.class_names),
+        {"source": [str(getattr(g, "path", "")) for g in generators], "n": n, "seed": seed, "ensemble": len(generators)},
     )
 
 

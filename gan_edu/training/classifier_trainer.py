@@ -37,7 +37,7 @@ class ClassifierTrainerConfig(TrainerConfig):
     crop_padding: int = 4  # random crop after padding by this many pixels; 0: no crop
     warmup_steps: int = 100  # linear warm-up of the learning rate
     label_smoothing: float = 0.0  # cross-entropy label smoothing (0.2 in the fast CIFAR-10 recipe)
-    schedule: str = "cosine"  # "cosine": warm-up then cosine decay; "onecycle": linear up to lr over the first quarter, linear down to 0
+    schedule: str = "cosine"  # "cosine": warm-up then cosine decay; "onecycle": linear up to lr over the first quarter, linear down to 0; "constant": lr throughout
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -48,7 +48,7 @@ class ClassifierTrainerConfig(TrainerConfig):
         check(0 <= self.label_smoothing < 1, f"label_smoothing={self.label_smoothing!r}: expected a value in [0, 1)")
 
 
-SCHEDULES = ("cosine", "onecycle")
+SCHEDULES = ("cosine", "onecycle", "constant")
 
 
 class ClassifierTrainer(Trainer):
@@ -121,6 +121,7 @@ class ClassifierTrainer(Trainer):
     def learning_rate(self, step: int | torch.Tensor) -> Any:
         """``cosine``: linear warm-up, then cosine decay to 0 at the last step. ``onecycle``: a
         triangle, linear from 0 to ``lr`` over the first quarter of the steps, then down to 0.
+        ``constant``: ``lr`` at every step (the plain recipe of reference project 000).
 
         ``step`` an int: a float. ``step`` a float64 tensor (the recorded step's count, on the
         device): a tensor, computed there, so a CUDA graph replays the schedule.
@@ -128,7 +129,9 @@ class ClassifierTrainer(Trainer):
         cfg = self.config
         total = max(1, getattr(self, "total_steps", 1))
         t = step if isinstance(step, torch.Tensor) else torch.tensor(float(step), dtype=torch.float64)
-        if cfg.schedule == "onecycle":
+        if cfg.schedule == "constant":
+            lr = cfg.lr * torch.ones_like(t)
+        elif cfg.schedule == "onecycle":
             peak = max(1, total // 4)
             lr = cfg.lr * torch.where(t < peak, (t + 1) / peak, torch.clamp((total - t) / max(1, total - peak), min=0.0))
         else:
