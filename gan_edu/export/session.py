@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import GanEduError, check
+from .cuda_libs import cuda_start_error, preload_cuda_libraries, require_cuda_provider
 from .metadata import BANK_FORMAT, IMAGES_OUTPUT, LABELS_INPUT, Z_INPUT, GeneratorInfo
 from .safety import check_external_data, first_line, inside
 
@@ -179,6 +180,8 @@ def optimized_model(path: Path, providers: Sequence[str], *, make: bool = True) 
     except OSError:  # a read-only folder, no permission: no cache, same results
         return None
     os.close(fd)
+    if "CUDAExecutionProvider" in providers:
+        preload_cuda_libraries()
     try:
         options = session_options(intra_op_num_threads=1, level="extended")
         options.optimized_model_filepath = tmp
@@ -217,6 +220,9 @@ class GraphSession:
         import onnxruntime as ort
 
         options = session_options(intra_op_num_threads=intra_op_num_threads)
+        wants_cuda = "CUDAExecutionProvider" in providers
+        if wants_cuda:
+            require_cuda_provider()  # the nvidia wheels' libraries loaded, or one line naming the missing one
         source = (optimized_model(path, providers, make=False) if cache else None) or path
         self.session, self.optimized_path = None, None  # optimized_path: the cached graph really loaded
         for candidate in dict.fromkeys([source, path]):  # a cached file that fails to load: the model itself
@@ -229,6 +235,8 @@ class GraphSession:
             break
         if self.session is None:
             raise GanEduError(f"{path}: onnxruntime cannot load it ({first_line(error)}); expected an exported gan-edu generator")
+        if wants_cuda and "CUDAExecutionProvider" not in self.session.get_providers():
+            raise GanEduError(cuda_start_error())  # onnxruntime fell back to the CPU: the caller asked for CUDA
         self.info = GeneratorInfo.from_props(self.session.get_modelmeta().custom_metadata_map, str(path))
         self.providers = self.session.get_providers()
         self.on_cuda = self.providers[0] == "CUDAExecutionProvider"
