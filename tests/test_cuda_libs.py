@@ -104,3 +104,31 @@ def test_a_cuda_session_is_on_cuda_or_one_line_naming_what_is_missing():
     message, missing = str(caught.value), cuda_libs.unresolved_libraries()
     named = missing[0][0] if missing else cuda_libs.DRIVER  # the environment's libraries all load: the driver is what lacks
     assert "\n" not in message and named in message and "CPUExecutionProvider" in message
+
+
+STUB_DRIVER = """
+/* A stand-in for the NVIDIA driver's libcuda.so.1 on a machine without one: every call fails. */
+int cuInit(unsigned int flags) { return 100; }
+int cuDeviceGetCount(int *count) { *count = 0; return 100; }
+int cuDriverGetVersion(int *version) { *version = 0; return 100; }
+int cuTensorMapEncodeTiled(void) { return 100; }
+"""
+
+
+@linux_only
+@pytest.mark.skipif(shutil.which("cc") is None, reason="needs a C compiler to build a stand-in driver")
+def test_with_a_driver_the_provider_loads_and_a_device_failure_is_one_line(tmp_path):
+    # With a stand-in libcuda.so.1 on the loader's path, the provider library itself loads from
+    # the environment (what a GPU machine needs besides its driver); the stand-in then reports no
+    # device, and the CUDA session asked for is one line on stderr, nothing from onnxruntime.
+    subprocess.run(["cc", "-shared", "-fPIC", "-Wl,-soname,libcuda.so.1", "-o", str(tmp_path / "libcuda.so.1"), "-x", "c", "-"],
+                   input=STUB_DRIVER, text=True, check=True)
+    env = {**os.environ, "LD_LIBRARY_PATH": str(tmp_path)}
+    load = "from gan_edu.export import cuda_libs; cuda_libs.preload_cuda_libraries(); print(cuda_libs.cuda_load_error())"
+    done = subprocess.run([sys.executable, "-c", load], capture_output=True, text=True, env=env, timeout=120)
+    assert done.stdout.strip() == "None", done.stdout + done.stderr
+    sample = [sys.executable, "-m", "gan_edu", "sample", str(EXPORTED), "-n", "2", "-o", str(tmp_path / "g.png"), "--provider", "CUDAExecutionProvider"]
+    done = subprocess.run(sample, capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 2 and done.stdout == "", done.stdout
+    assert done.stderr.count("\n") == 1 and "CUDAExecutionProvider did not start although its libraries load (CUDA failure" in done.stderr
+    assert not (tmp_path / "g.png").exists()

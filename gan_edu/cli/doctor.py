@@ -93,10 +93,10 @@ def try_provider(name: str) -> str | None:
         return reason
     options = ort.SessionOptions()
     options.log_severity_level = 4  # onnxruntime's own fallback messages: this report says it in one line
-    try:
-        session = ort.InferenceSession(tiny_model(), options, providers=[name])
+    try:  # no fallback: a provider that fails says why instead of a quiet retry on the CPU
+        session = ort.InferenceSession(tiny_model(), options, providers=[name], enable_fallback=0)
     except Exception as e:  # onnxruntime's own exception types
-        return str(e).strip().splitlines()[0][:200]
+        return cuda_libs.cuda_start_error(str(e)) if name == "CUDAExecutionProvider" else str(e).strip().splitlines()[0][:200]
     if session.get_providers()[0] != name:
         return f"onnxruntime created the session on {session.get_providers()[0]} instead"
     x = np.arange(1, 5, dtype=np.float32).reshape(1, 1, 2, 2)  # (1, 1, 2, 2)

@@ -184,6 +184,8 @@ def cuda_load_error() -> str | None:
     None when it loads (call :func:`preload_cuda_libraries` first)."""
     import ctypes
 
+    import onnxruntime  # noqa: F401  (its import loads libonnxruntime_providers_shared.so globally: the provider's Provider_GetHost)
+
     fix = f"reinstall with `uv sync` or `pip install 'onnxruntime-gpu[cuda,cudnn]'`, {CHOOSE_CPU}"
     provider = provider_library()
     if provider is None:
@@ -212,8 +214,15 @@ def require_cuda_provider() -> None:
         raise GanEduError(problem)
 
 
-def cuda_start_error() -> str:
-    """One line saying why a session asked for ``CUDAExecutionProvider`` did not get it."""
+def cuda_start_error(detail: str | None = None) -> str:
+    """One line saying why a session asked for ``CUDAExecutionProvider`` did not get it.
+
+    ``detail``: onnxruntime's error, when it raised one; its ``CUDA failure N: ...`` part is kept.
+    """
+    import re
+
+    found = re.search(r"CUDA failure \d+: [^;]*", detail or "")
+    why = found.group(0).strip() if found else ((detail or "").strip().splitlines() or ["onnxruntime's log says why"])[0][:300]
     return cuda_load_error() or (
-        "CUDAExecutionProvider did not start although its libraries load (onnxruntime's log above says why: "
-        f"the GPU, its driver or the CUDA version); expected a working GPU, {CHOOSE_CPU}")
+        f"CUDAExecutionProvider did not start although its libraries load ({why}); expected a working GPU "
+        f"and a driver for CUDA {cuda_major() or '?'} or newer, {CHOOSE_CPU}")

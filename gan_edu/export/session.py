@@ -206,6 +206,17 @@ def _has_external_data(data: bytes) -> bool:
     return any(t.data_location == onnx.TensorProto.EXTERNAL for t in model.graph.initializer)
 
 
+def cuda_failed(path: Path) -> bool:
+    """After a CUDA session of ``path`` failed: True when the model itself loads on the CPU (so CUDA is what failed)."""
+    import onnxruntime as ort
+
+    try:
+        ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    except Exception:
+        return False
+    return True
+
+
 class GraphSession:
     """One onnxruntime session of one gan-edu graph, with its metadata and its IO binding.
 
@@ -225,15 +236,18 @@ class GraphSession:
             require_cuda_provider()  # the nvidia wheels' libraries loaded, or one line naming the missing one
         source = (optimized_model(path, providers, make=False) if cache else None) or path
         self.session, self.optimized_path = None, None  # optimized_path: the cached graph really loaded
+        no_fallback = {"enable_fallback": 0} if wants_cuda else {}  # CUDA asked for: its error, not a quiet retry on the CPU
         for candidate in dict.fromkeys([source, path]):  # a cached file that fails to load: the model itself
             try:
-                self.session = ort.InferenceSession(str(candidate), options, providers=providers)
+                self.session = ort.InferenceSession(str(candidate), options, providers=providers, **no_fallback)
             except Exception as e:  # onnxruntime raises its own exception types (Fail, InvalidGraph, ...)
                 error = e
                 continue
             self.optimized_path = candidate if candidate != path else None
             break
         if self.session is None:
+            if wants_cuda and cuda_failed(path):
+                raise GanEduError(cuda_start_error(str(error)))
             raise GanEduError(f"{path}: onnxruntime cannot load it ({first_line(error)}); expected an exported gan-edu generator")
         if wants_cuda and "CUDAExecutionProvider" not in self.session.get_providers():
             raise GanEduError(cuda_start_error())  # onnxruntime fell back to the CPU: the caller asked for CUDA
