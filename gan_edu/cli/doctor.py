@@ -192,7 +192,7 @@ def check_onnxruntime(report: Report, gpus: int) -> None:
         if reason is None:
             report.add("providers", f"{name}: works (a tiny ConvTranspose session ran on it)")
         elif name == "CUDAExecutionProvider":
-            missing = cuda_libs.unresolved_libraries()
+            missing = cuda_libs.unresolved_libraries() if sys.platform.startswith("linux") else []
             if missing:
                 names = ", ".join(f"{n} (needed by {by})" for n, by in missing)
                 report.add("providers", f"{name}: does not load: not in the environment: {names}")

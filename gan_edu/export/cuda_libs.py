@@ -128,7 +128,7 @@ def unresolved_libraries(provider: Path | None = None, search: list[Path] | None
     sub-libraries (``libcudnn_*.so.9``, which it opens on demand), and follows each library's
     NEEDED entries in turn. A name is found in the library's own RUNPATH or in ``search``
     (default: :func:`nvidia_library_dirs`); :data:`SYSTEM` libraries and the driver
-    (:data:`DRIVER`) are left to the operating system. Empty: all there.
+    (:data:`DRIVER`) are left to the operating system. Empty: all there. Linux only.
     """
     provider = provider or provider_library()
     if provider is None:
@@ -169,7 +169,7 @@ def preload_cuda_libraries() -> None:
     import onnxruntime as ort
 
     preload = getattr(ort, "preload_dlls", None)  # onnxruntime >= 1.21
-    if preload is None or provider_library() is None:
+    if preload is None or "CUDAExecutionProvider" not in ort.get_available_providers():
         return
     with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(Exception):
         preload(cuda=True, cudnn=True, msvc=False)
@@ -181,11 +181,14 @@ CHOOSE_CPU = "or choose the CPU: providers=['CPUExecutionProvider'] (gan-edu sam
 
 def cuda_load_error() -> str | None:
     """One line naming why onnxruntime's CUDA provider library cannot be loaded here, and the fix;
-    None when it loads (call :func:`preload_cuda_libraries` first)."""
+    None when it loads (call :func:`preload_cuda_libraries` first). Linux only: elsewhere None,
+    and onnxruntime's session says it."""
     import ctypes
 
     import onnxruntime  # noqa: F401  (its import loads libonnxruntime_providers_shared.so globally: the provider's Provider_GetHost)
 
+    if not sys.platform.startswith("linux"):
+        return None
     fix = f"reinstall with `uv sync` or `pip install 'onnxruntime-gpu[cuda,cudnn]'`, {CHOOSE_CPU}"
     provider = provider_library()
     if provider is None:
@@ -224,5 +227,5 @@ def cuda_start_error(detail: str | None = None) -> str:
     found = re.search(r"CUDA failure \d+: [^;]*", detail or "")
     why = found.group(0).strip() if found else ((detail or "").strip().splitlines() or ["onnxruntime's log says why"])[0][:300]
     return cuda_load_error() or (
-        f"CUDAExecutionProvider did not start although its libraries load ({why}); expected a working GPU "
+        f"CUDAExecutionProvider did not start ({why}); expected a working GPU "
         f"and a driver for CUDA {cuda_major() or '?'} or newer, {CHOOSE_CPU}")
