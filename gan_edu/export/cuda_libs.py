@@ -8,8 +8,10 @@ session on the CPU. So:
 
 * :func:`preload_cuda_libraries` loads them by path (``onnxruntime.preload_dlls``) once, before
   the first CUDA session: the loader then finds them already in memory by name;
-* :func:`cuda_start_error` says, in one line, why a CUDA session asked for did not start
-  (the first library that cannot be loaded), so the caller never gets a silent CPU fallback;
+* :func:`require_cuda_provider` (before the session) and :func:`cuda_start_error` (after a
+  session that came up without CUDA, made without onnxruntime's fallback) say in one line why a
+  CUDA session asked for cannot start: the first library the loader cannot open, the missing
+  driver, or onnxruntime's own "CUDA failure" reason. The caller never gets a silent CPU session;
 * :func:`unresolved_libraries` walks the provider's ``DT_NEEDED`` entries (and those of the
   libraries it opens at run time), read from the ELF files themselves, with the environment's
   nvidia library folders as the search path: what would be missing on a fresh machine.
