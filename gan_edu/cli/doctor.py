@@ -155,8 +155,8 @@ def check_torch(report: Report, gpus: int) -> None:
     if not devices:
         report.add("devices", f"cuda: none ({f'driver for CUDA {driver}, ' if driver else 'no NVIDIA driver; '}torch.cuda.is_available() is False)")
     if gpus and not devices:
-        fix = ("pip install torch --index-url https://download.pytorch.org/whl/cu128 (a CUDA build of torch)" if not torch.version.cuda
-               else f"a driver for CUDA {torch.version.cuda} or newer (this one: {driver}), or a torch built for an older CUDA")
+        fix = ("pip install --force-reinstall torch (on Linux, PyPI's torch is the CUDA build; this one is CPU-only)" if not torch.version.cuda
+               else f"a driver for CUDA {torch.version.cuda} or newer (this one: {driver or 'not found'}), or a torch built for an older CUDA")
         report.problem(f"the driver reports {gpus} GPU(s) but torch cannot use them", fix)
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     from ..export.session import physical_cores
@@ -199,7 +199,8 @@ def check_onnxruntime(report: Report, gpus: int) -> None:
                 report.problem(f"{name}: {missing[0][0]} not in the environment", "uv sync (or: pip install 'onnxruntime-gpu[cuda,cudnn]')")
             elif not gpus:
                 why = f"no NVIDIA driver ({cuda_libs.DRIVER})" if cuda_libs.DRIVER in reason else reason
-                report.add("providers", f"{name}: not started, no GPU here: {why}; every library it needs from the environment is there")
+                found = "; every library it needs from the environment is there" if sys.platform.startswith("linux") else ""
+                report.add("providers", f"{name}: not started, no GPU here: {why}{found}")
             else:
                 report.add("providers", f"{name}: does not start: {reason}")
                 report.problem(f"{name} does not start on this GPU machine: {reason}", "see the message; meanwhile --provider CPUExecutionProvider")
