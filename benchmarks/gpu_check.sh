@@ -28,7 +28,7 @@ mkdir -p "$out"
 exec > >(tee "$out/gpu_check.log") 2>&1
 start=$(date +%s)
 if [ "$dry" = 0 ] && command -v nvidia-smi >/dev/null; then nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader; fi
-"$py" -c "import torch, onnxruntime as ort; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), torch.cuda.get_device_name(0) if torch.cuda.is_available() else ''); print('onnxruntime', ort.__version__, ort.get_available_providers())"
+"$py" -m gan_edu doctor || echo "gpu_check: gan-edu doctor found the problems above; going on"  # versions, devices, providers that run
 
 echo "== 1. recorded vs eager, bf16, sampling (gpu_check.py)"
 "$py" benchmarks/gpu_check.py --out "$out" $([ "$dry" = 1 ] && echo --dry-run)

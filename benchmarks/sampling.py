@@ -110,8 +110,9 @@ def generator_from_onnx(path: Path):
     return g
 
 
-def profile_summary(path: Path, feed: dict[str, np.ndarray], *, threads: int | None, calls: int = 20) -> list[tuple[str, float, float]]:
-    """``(op type, share of node time, ms per call)`` of the graph at this feed, from onnxruntime's profiler."""
+def profile_summary(path: Path, feed: dict[str, np.ndarray], *, threads: int | None, calls: int = 20, by_node: bool = False) -> list[tuple[str, float, float]]:
+    """``(op type, share of node time, ms per call)`` of the graph at this feed, from onnxruntime's
+    profiler; ``by_node``: one row per node (``op type node name``) instead of per op type."""
     import onnxruntime as ort
 
     from gan_edu.export.session import session_options
@@ -127,7 +128,8 @@ def profile_summary(path: Path, feed: dict[str, np.ndarray], *, threads: int | N
     times: collections.Counter[str] = collections.Counter()
     for e in events:
         if e.get("cat") == "Node" and e["name"].endswith("_kernel_time"):
-            times[e["args"]["op_name"]] += e["dur"]
+            key = e["args"]["op_name"] + (" " + e["name"].removesuffix("_kernel_time") if by_node else "")
+            times[key] += e["dur"]
     total = sum(times.values()) or 1
     return [(op, t / total, t / 1000 / (calls + 1)) for op, t in times.most_common(8)]
 
@@ -228,6 +230,9 @@ def main() -> None:
                 print(f"profile of {name} at batch {n} (share of node time, ms per call):")
                 for op, share, ms in profile_summary(variants[name][0], feed, threads=args.threads):
                     print(f"  {op:<22} {share:6.1%} {ms:8.2f} ms")
+                print("  by node:")
+                for node, share, ms in profile_summary(variants[name][0], feed, threads=args.threads, by_node=True):
+                    print(f"  {node:<60} {share:6.1%} {ms:8.2f} ms")
 
         if args.stream:
             result = subprocess.run(

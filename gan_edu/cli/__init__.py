@@ -30,6 +30,7 @@ class ArgumentParser(argparse.ArgumentParser):
 COMMANDS = {
     "quickstart": "quickstart", "train": "train", "data": "data", "export": "export", "sample": "export",
     "models": "models", "pipeline": "pipeline", "card": "card", "serve-demo": "serve_demo", "fid": "fid",
+    "doctor": "doctor",
 }
 
 

@@ -74,7 +74,8 @@ class OnnxGenerator:
     Attributes:
         info: the model's metadata (:class:`~gan_edu.export.metadata.GeneratorInfo`).
         latent_dim, num_classes, class_names, image_shape, output: shortcuts into ``info``.
-        providers: the providers the sessions really use (CUDA is dropped when it cannot start).
+        providers: the providers the sessions really use (CUDA asked for and unable to start is an
+            error naming the missing library, never a quiet fall back to the CPU).
         device: ``"cuda"`` when the sessions run on CUDA (and use IO binding), else ``"cpu"``.
         sessions: one :class:`~gan_edu.export.session.GraphSession` (a bank: one per class).
 

@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import GanEduError, check
+from .cuda_libs import cuda_start_error, preload_cuda_libraries, require_cuda_provider
 from .metadata import BANK_FORMAT, IMAGES_OUTPUT, LABELS_INPUT, Z_INPUT, GeneratorInfo
 from .safety import check_external_data, first_line, inside
 
@@ -179,6 +180,8 @@ def optimized_model(path: Path, providers: Sequence[str], *, make: bool = True) 
     except OSError:  # a read-only folder, no permission: no cache, same results
         return None
     os.close(fd)
+    if "CUDAExecutionProvider" in providers:
+        preload_cuda_libraries()
     try:
         options = session_options(intra_op_num_threads=1, level="extended")
         options.optimized_model_filepath = tmp
@@ -203,6 +206,17 @@ def _has_external_data(data: bytes) -> bool:
     return any(t.data_location == onnx.TensorProto.EXTERNAL for t in model.graph.initializer)
 
 
+def cuda_failed(path: Path) -> bool:
+    """After a CUDA session of ``path`` failed: True when the model itself loads on the CPU (so CUDA is what failed)."""
+    import onnxruntime as ort
+
+    try:
+        ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    except Exception:
+        return False
+    return True
+
+
 class GraphSession:
     """One onnxruntime session of one gan-edu graph, with its metadata and its IO binding.
 
@@ -217,18 +231,26 @@ class GraphSession:
         import onnxruntime as ort
 
         options = session_options(intra_op_num_threads=intra_op_num_threads)
+        wants_cuda = "CUDAExecutionProvider" in providers
+        if wants_cuda:
+            require_cuda_provider()  # the nvidia wheels' libraries loaded, or one line naming the missing one
         source = (optimized_model(path, providers, make=False) if cache else None) or path
         self.session, self.optimized_path = None, None  # optimized_path: the cached graph really loaded
+        no_fallback = {"enable_fallback": 0} if wants_cuda else {}  # CUDA asked for: its error, not a quiet retry on the CPU
         for candidate in dict.fromkeys([source, path]):  # a cached file that fails to load: the model itself
             try:
-                self.session = ort.InferenceSession(str(candidate), options, providers=providers)
+                self.session = ort.InferenceSession(str(candidate), options, providers=providers, **no_fallback)
             except Exception as e:  # onnxruntime raises its own exception types (Fail, InvalidGraph, ...)
                 error = e
                 continue
             self.optimized_path = candidate if candidate != path else None
             break
         if self.session is None:
+            if wants_cuda and cuda_failed(path):
+                raise GanEduError(cuda_start_error(str(error)))
             raise GanEduError(f"{path}: onnxruntime cannot load it ({first_line(error)}); expected an exported gan-edu generator")
+        if wants_cuda and "CUDAExecutionProvider" not in self.session.get_providers():
+            raise GanEduError(cuda_start_error())  # onnxruntime fell back to the CPU: the caller asked for CUDA
         self.info = GeneratorInfo.from_props(self.session.get_modelmeta().custom_metadata_map, str(path))
         self.providers = self.session.get_providers()
         self.on_cuda = self.providers[0] == "CUDAExecutionProvider"
