@@ -56,6 +56,7 @@ from .pipeline_config import (
     PipelineConfig,
     nested_settings,
     reusable_c,
+    reusable_reference_c,
 )
 from .plots import save_grid
 from .report import inception_scores, measure, measure_reference, write_report
@@ -326,7 +327,11 @@ def run_pipeline(config: PipelineConfig, out_dir: str | Path, *, overwrite: bool
     reference = None
     if config.reference_classifier:
         with timed(timings, "reference_s"):
-            c_ref, ran["c_reference"] = train_classifier(config, train, len(train), train, out / "c_reference", reference=True)
+            reused = reusable_reference_c(config)
+            if reused is not None:  # the reused experiment's c of this recipe (same data, split, seed, reference_epochs)
+                c_ref = Classifier.from_pretrained(reused, map_location=resolve_device(config.device))
+            else:
+                c_ref, ran["c_reference"] = train_classifier(config, train, len(train), train, out / "c_reference", reference=True)
             cp_ref, ran["c_prime_reference"] = train_classifier(config, synthetic, n_seen, train, out / "c_prime_reference", reference=True)
         reference = (c_ref, cp_ref)
         log(f"c and c' of the reference recipe ({REFERENCE_CLASSIFIER}) trained in {timings['reference_s']:.0f} s")

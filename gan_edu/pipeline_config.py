@@ -293,3 +293,14 @@ def reusable_c(config: PipelineConfig) -> Path:
     check(not differ, f"reuse_c={config.reuse_c!r}: its c was trained with other {', '.join(k for k, _ in differ)} "
           f"({', '.join(f'{k}={t!r}' for k, t in differ)}); expected the same data, split, seed and classifier recipe")
     return folder / "c" / "classifier"
+
+
+def reusable_reference_c(config: PipelineConfig) -> Path | None:
+    """The reference recipe's c of ``config.reuse_c`` (checked as :func:`reusable_c`), when that
+    experiment trained one with the same ``reference_epochs``; else None (train it here)."""
+    if not config.reuse_c:
+        return None
+    folder = Path(config.reuse_c)
+    theirs = nested_settings(json.loads((folder / "report.json").read_text())["settings"])
+    found = (folder / "c_reference" / "classifier" / "config.json").is_file()
+    return folder / "c_reference" / "classifier" if found and theirs.get("reference_epochs") == config.reference_epochs else None
