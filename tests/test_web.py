@@ -121,7 +121,7 @@ def test_canvas_pixels_equal_python_onnxruntime_and_the_class_changes_the_image(
 
 
 @needs_browser
-@pytest.mark.parametrize("label", ["-1", "10", "2.5"])
+@pytest.mark.parametrize("label", ["-1", "10", "2.5", "abc"])
 def test_the_browser_demo_refuses_labels_out_of_range(label, tmp_path):
     with demo_page(tmp_path, f"model=shapes_cdcgan&label={label}") as reports:
         report = next_report(reports)
@@ -149,13 +149,13 @@ def fake_root(tmp_path):
     return tmp_path
 
 
-def fetch(url: str, data: bytes | None = None) -> tuple[int, bytes, Any]:
+def fetch(url: str, data: bytes | None = None, method: str | None = None) -> tuple[int, bytes, Any]:
     class NoRedirect(urllib.request.HTTPRedirectHandler):
         def redirect_request(self, *args, **kwargs):
             return None
 
     try:
-        with urllib.request.build_opener(NoRedirect).open(urllib.request.Request(url, data=data), timeout=30) as r:
+        with urllib.request.build_opener(NoRedirect).open(urllib.request.Request(url, data=data, method=method), timeout=30) as r:
             return r.status, r.read(), r.headers
     except urllib.error.HTTPError as e:
         return e.code, b"", e.headers
@@ -174,8 +174,11 @@ def test_server_serves_the_three_folders_and_nothing_else(fake_root):
         status, body, headers = fetch(base + "/ort/ort.wasm")
         assert (status, body, headers["Content-Type"]) == (200, b"\0asm", "application/wasm")
         assert fetch(base + "/exported/m.json")[0] == 200
-        for path in ("/secret.txt", "/web/../secret.txt", "/exported/%2e%2e/secret.txt", "/ort/../../../../secret.txt", "/pyproject.toml"):
+        for path in ("/secret.txt", "/web/../secret.txt", "/exported/%2e%2e/secret.txt", "/ort/../../../../secret.txt", "/pyproject.toml",
+                     "/web/node_modules/onnxruntime-web/dist/ort.wasm", "/web/node_modules/"):  # node_modules only as /ort/
             assert fetch(base + path)[0] == 404, path
+        status, _, headers = fetch(base + "/?model=m", method="HEAD")
+        assert status == 302 and headers["Location"] == "/web/?model=m"
         assert fetch(base + "/report", data=b'{"step": "first"}')[0] == 204 and posted == [{"step": "first"}]
         assert fetch(base + "/elsewhere", data=b"{}")[0] == 404
     finally:
