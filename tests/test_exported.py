@@ -11,8 +11,6 @@ from pathlib import Path
 import jsonschema
 import numpy as np
 import pytest
-from gan_edu_runtime.card import card_schema
-from gan_edu_runtime.cli import main as sample_main
 from PIL import Image
 from test_export import NAMES, run_without_torch, tiny_generator
 
@@ -28,6 +26,8 @@ from gan_edu.export.card import (
     quality_note,
     write_picture,
 )
+from gan_edu_runtime.card import card_schema
+from gan_edu_runtime.cli import main as sample_main
 
 ROOT = Path(__file__).resolve().parents[1]
 EXPORTED = ROOT / "exported"
