@@ -162,7 +162,7 @@ def strip_local_paths(value: Any) -> Any:
 
     Shipped files (ONNX metadata, cards) must not carry the exporter's folders.
 
-    >>> strip_local_paths({"name": "mnist", "options": {"data_root": "/home/me/data", "split": "train"}, "log": "C:\\runs\\x"})
+    >>> strip_local_paths({"name": "mnist", "options": {"data_root": "/home/me/data", "split": "train"}, "log": "C:/runs/x"})
     {'name': 'mnist', 'options': {'split': 'train'}}
     """
     if isinstance(value, dict):
