@@ -243,3 +243,42 @@ console.log(JSON.stringify(out));
     assert result["0"] == result["9"] == "ok" and result["start"] and result["end"] and result["same"]
     # round((x + 1) * 127.5), clamped, grey to RGB, opaque: as Python's float_to_uint8
     assert result["pixels"] == [0, 0, 0, 255, 64, 64, 64, 255, 255, 255, 255, 255, 255, 255, 255, 255]
+
+
+@needs_node
+def test_gan_js_reads_the_card_contract_and_makes_numpys_pixels(tmp_path):
+    """gan.js as a node app imports it: card format 2 accepted, format 1 and a non-normal noise refused;
+    toPixel equals Python's float_to_uint8 bit for bit, ties and float32 rounding included."""
+    from gan_edu_runtime.generator import float_to_uint8
+
+    assert NODE is not None, "needs node"
+    rng = np.random.default_rng(0)
+    ties = ((np.arange(-2, 258, dtype=np.float32) + np.float32(0.5)) / np.float32(127.5) - np.float32(1)).astype(np.float32)
+    values = np.concatenate([rng.uniform(-1.2, 1.2, 2000).astype(np.float32), ties, np.float32([-1.0000002, 1.0000001, 0, -1, 1])])
+    card = json.loads((ROOT / "exported" / "shapes_cdcgan.json").read_text())
+    old = {**card, "format": "gan-edu-card/1"}
+    odd = json.loads(json.dumps(card))
+    odd["contract"]["noise"]["distribution"] = "uniform"
+    (tmp_path / "in.json").write_text(json.dumps({"values": [float(v) for v in values], "cards": [card, old, odd]}))
+    code = f"""
+import {{ checkCard, toPixel }} from "./gan.js";
+import {{ readFileSync }} from "node:fs";
+const input = JSON.parse(readFileSync({json.dumps(str(tmp_path / "in.json"))}, "utf8"));
+const cards = input.cards.map((c) => {{ try {{ checkCard(c); return "ok"; }} catch (e) {{ return e.message; }} }});
+console.log(JSON.stringify({{ pixels: input.values.map(toPixel), cards }}));
+"""
+    out = subprocess.run([NODE, "--input-type=module", "-e", code], cwd=ROOT / "web", capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    expected = float_to_uint8(values.reshape(-1, 1, 1, 1)).ravel()
+    assert result["pixels"] == expected.tolist()
+    assert result["cards"][0] == "ok"
+    assert result["cards"][1] == 'not a gan-edu card (format "gan-edu-card/1"); expected "gan-edu-card/2"'
+    assert result["cards"][2].startswith("card contract noise") and "expected a standard normal" in result["cards"][2]
+
+
+@needs_browser
+def test_the_browser_demo_fetches_noise_only_from_its_own_origin(tmp_path):
+    with demo_page(tmp_path, "model=shapes_cdcgan&noise=http://127.0.0.2:9/z.json") as reports:
+        report = next_report(reports)
+    assert report["step"] == "error" and report["message"].startswith("noise=http://127.0.0.2:9/z.json: expected a path on this page's own origin")
