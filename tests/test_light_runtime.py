@@ -79,3 +79,36 @@ def test_external_data_is_checked_with_onnx_and_refused_clearly_without(tmp_path
     assert OnnxGenerator(tmp_path / "ext.onnx").latent_dim == json.loads(SHIPPED[0].with_suffix(".json").read_text())["contract"]["latent_dim"]
     out = run_light(["-c", f"from gan_edu_runtime import OnnxGenerator; OnnxGenerator({str(tmp_path / 'ext.onnx')!r})"], tmp_path)
     assert out.returncode != 0 and "may store tensors in side files (external data)" in out.stderr and "expected `pip install onnx` first" in out.stderr
+
+
+NO_TORCH = '''
+import sys
+
+class _Block:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("torch", "torchvision"):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+sys.meta_path.insert(0, _Block())
+'''
+
+
+def test_gan_edu_without_torch_says_which_commands_need_it(tmp_path):
+    """gan-edu installed with --no-deps: --help and the torch-free commands work; the others refuse in one line."""
+    blocker = tmp_path / "blocker"
+    blocker.mkdir()
+    (blocker / "sitecustomize.py").write_text(NO_TORCH)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(blocker), str(ROOT)])}
+
+    def gan_edu(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "gan_edu", *args], capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120)
+
+    help_ = gan_edu("--help")
+    assert help_.returncode == 0 and "Traceback" not in help_.stderr, help_.stderr
+    assert "train     (unavailable: torch is not installed)" in help_.stdout and "sample    sample images" in help_.stdout
+    train = gan_edu("train", "--dataset", "mnist")
+    assert train.returncode == 2 and train.stderr.count("\n") == 1, train.stderr
+    assert train.stderr.startswith("gan-edu: error: gan-edu train needs torch, which is not installed; expected")
+    sample = gan_edu("sample", str(SHIPPED[0]), "-n", "4", "--seed", "0", "--npz", "s.npz")
+    assert sample.returncode == 0 and (tmp_path / "s.npz").is_file(), sample.stderr
