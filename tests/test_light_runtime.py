@@ -112,3 +112,13 @@ def test_gan_edu_without_torch_says_which_commands_need_it(tmp_path):
     assert train.stderr.startswith("gan-edu: error: gan-edu train needs torch, which is not installed; expected")
     sample = gan_edu("sample", str(SHIPPED[0]), "-n", "4", "--seed", "0", "--npz", "s.npz")
     assert sample.returncode == 0 and (tmp_path / "s.npz").is_file(), sample.stderr
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.stem)
+def test_the_cards_install_line_and_python_line_name_the_light_package(path, tmp_path):
+    how = json.loads(path.with_suffix(".json").read_text())["how_to_run"]
+    assert how["install"] == 'pip install "./runtime[cpu]"' and how["install"] in (ROOT / "README.md").read_text()
+    code = f"import os; os.chdir({str(ROOT)!r}); x = {how['python'].split('; ', 1)[1]}; print(x.shape)"
+    out = run_light(["-c", how["python"].split("; ", 1)[0] + "; " + code], tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().startswith("(16, ")
