@@ -93,7 +93,7 @@ class ExportModule(nn.Module):
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         x = self.generator(z, labels)  # (N, C, H, W) in [-1, 1]
-        return to_uint8(x) if self.output == "uint8" else x
+        return to_uint8(x) if self.output == "uint8" else x.clamp(-1, 1)  # float32 tanh can land one step past +-1: the card promises [-1, 1]
 
 
 def to_uint8(images: torch.Tensor) -> torch.Tensor:

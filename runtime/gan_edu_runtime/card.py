@@ -55,7 +55,8 @@ PIXELS = {
 }
 
 #: How far a float output may stray outside ``value_range``: a few float32 steps (tanh in float32
-#: gives -1.0000002 or 1.0000001 on onnxruntime's CPU kernels); the pixel formula's clip absorbs it.
+#: gives -1.0000002 or 1.0000001 on onnxruntime's CPU kernels in graphs exported before gan-edu's
+#: exporter ended every float graph with a Clip to [-1, 1]); the pixel formula's clip absorbs it.
 VALUE_TOLERANCE = {"float": 1e-6, "uint8": 0}
 
 
