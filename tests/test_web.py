@@ -133,6 +133,7 @@ def test_an_unknown_model_is_one_clear_line(tmp_path):
     with demo_page(tmp_path, "model=no_such_model") as reports:
         report = next_report(reports)
     assert report["step"] == "error" and report["message"].startswith("/exported/no_such_model.json: 404")
+    assert report["what"] == "No model loaded." and report["disabled"]  # no "Loading the model card..." beside the error, no live controls
 
 
 # -- the server, without a browser ----------------------------------------------------------------

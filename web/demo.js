@@ -128,7 +128,8 @@ async function run(action) {
       $("what").textContent = "No model loaded.";
       for (const id of ["class-picker", "new-noise", "walk"]) $(id).disabled = true;
     }
-    if (params.has("report") && !String(error.message).includes("report=")) await report({ step: "error", message: String(error.message || error) });
+    const page = state.generator ? {} : { what: $("what").textContent, disabled: ["class-picker", "new-noise", "walk"].every((id) => $(id).disabled) };
+    if (params.has("report") && !String(error.message).includes("report=")) await report({ step: "error", message: String(error.message || error), ...page });
   }
 }
 
