@@ -8,7 +8,8 @@ moment leaves either the previous file or the new one.
 A kill during a write leaves its temporary file (``.NAME.XXXXXXXX.tmp``) behind, never the
 target: :func:`remove_stale_temporaries` deletes those once the writer is known to be gone
 (checkpoints do it before each write). :func:`check_writable` says, before any work is done,
-whether a file could be written at a path at all.
+whether a file could be written at a path at all. Those two live in the light package
+(:mod:`gan_edu_runtime.files`), whose sample command writes files too.
 """
 
 from __future__ import annotations
@@ -17,36 +18,11 @@ import contextlib
 import json
 import os
 import re
-import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
-
-@contextlib.contextmanager
-def atomic_open(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[Any]]:
-    """Open a temporary sibling of ``path`` for writing; on success, move it over ``path``.
-
-    Args:
-        path: the final file.
-        mode: ``"wb"`` or ``"w"``.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual permissions
-        with os.fdopen(fd, mode) as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(path.parent)
-
+from gan_edu_runtime.files import atomic_open, check_writable  # noqa: F401  (defined in the light package, used from here)
 
 #: The name of :func:`atomic_open`'s temporary files: ".", the target's name, ".", mkstemp's 8 random characters, ".tmp".
 TEMPORARY_NAME = re.compile(r"\.(?P<target>.+)\.[a-z0-9_]{8}\.tmp")
@@ -79,40 +55,6 @@ def remove_stale_temporaries(path: str | os.PathLike[str], *, recursive: bool = 
     return removed
 
 
-def check_writable(path: str | os.PathLike[str], what: str = "output", *, folder: bool = False) -> None:
-    """Raise a one-line :class:`~gan_edu.errors.GanEduError` unless ``path`` could be written.
-
-    ``path`` need not exist; its nearest existing ancestor must be a folder this process may
-    write in (folders in between are created on writing). Checked before any work, so a long
-    computation never ends on an unwritable output. A process running as root may write in
-    any folder, but a file standing where a folder is needed stops everyone.
-
-    Args:
-        path: the file (or, with ``folder``, the folder) to write.
-        what: how the message names it, e.g. ``"-o"`` or ``"--out"``.
-        folder: ``path`` is a folder to create or fill, not a file.
-
-    >>> import tempfile, pathlib
-    >>> f = pathlib.Path(tempfile.mkdtemp()) / "notes.txt"; _ = f.write_text("a file")
-    >>> check_writable(f / "grid.png", "-o")  # doctest: +ELLIPSIS
-    Traceback (most recent call last):
-    gan_edu.errors.GanEduError: -o .../notes.txt/grid.png: cannot write there, .../notes.txt is a file, not a folder; expected a path inside a folder
-    """
-    from .errors import GanEduError
-
-    path = Path(path)
-    if path.exists() and path.is_dir() != folder:
-        kind, wanted = ("a file", "a folder") if folder else ("a folder", "a file name")
-        raise GanEduError(f"{what} {path}: is {kind}; expected {wanted}")
-    ancestor = path if folder and path.is_dir() else path.parent
-    while not ancestor.exists() and ancestor != ancestor.parent:
-        ancestor = ancestor.parent
-    if not ancestor.is_dir():
-        raise GanEduError(f"{what} {path}: cannot write there, {ancestor} is a file, not a folder; expected a path inside a folder")
-    if not os.access(ancestor, os.W_OK | os.X_OK):
-        raise GanEduError(f"{what} {path}: cannot write there, no permission to write in {ancestor}; expected a folder you may write in")
-
-
 def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], None]) -> None:
     """Call ``write(f)`` on a temporary binary file, then atomically move it to ``path``."""
     with atomic_open(path, "wb") as f:
@@ -124,19 +66,3 @@ def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> None:
     with atomic_open(path, "w") as f:
         json.dump(obj, f, indent=2, sort_keys=True)
         f.write("\n")
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def _fsync_dir(folder: Path) -> None:
-    # Makes the rename itself durable; not every platform allows opening a folder.
-    with contextlib.suppress(OSError):
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)

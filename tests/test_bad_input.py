@@ -365,3 +365,55 @@ def test_a_real_process_prints_one_line_and_no_traceback(argv, names, ws):
     assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("gan-edu: error: ") and "Traceback" not in proc.stderr, proc.stderr
     assert names in proc.stderr and proc.stdout == ""
     assert snapshot(ws) == before
+
+
+# -- a tampered optimized-graph cache: never trusted, never an error ------------------------------
+def _cache_of(model: Path) -> Path:
+    [cached] = model.parent.glob(f".{model.stem}.optimized-*.onnx")
+    return cached
+
+
+TAMPERED = {  # how the hidden cache next to g.onnx is replaced: (folder) -> None
+    "another-models-cache": lambda d: shutil.copyfile(_cache_of(d / "other.onnx"), _cache_of(d / "g.onnx")),
+    "symlink-to-another-model": lambda d: (_cache_of(d / "g.onnx").unlink(), os.symlink(d / "other.onnx", _cache_of_name(d))),
+    "fp16-variant": lambda d: shutil.copyfile(d / "g-fp16.onnx", _cache_of(d / "g.onnx")),
+    "truncated": lambda d: _cache_of(d / "g.onnx").write_bytes(_cache_of(d / "g.onnx").read_bytes()[:1000]),
+    "empty": lambda d: _cache_of(d / "g.onnx").write_bytes(b""),
+    "random-bytes": lambda d: _cache_of(d / "g.onnx").write_bytes(np.random.default_rng(0).bytes(5000)),
+}
+
+
+def _cache_of_name(folder: Path) -> Path:
+    return folder / (folder / "cache-name.txt").read_text()
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory) -> Path:
+    """g.onnx and other.onnx (two tiny generators, each with the cache its export wrote), g's fp16 variant."""
+    import torch
+
+    folder = tmp_path_factory.mktemp("cache")
+    for name, seed in (("g", 0), ("other", 1)):
+        torch.manual_seed(seed)
+        g, _ = build_gan("cdcgan", image_shape=(1, 32, 32), num_classes=3, g_channels=4, d_channels=4, embed_dim=4)
+        export_generator(g.eval(), folder / f"{name}.onnx")
+        if name == "g":
+            export_generator(g.eval(), folder / "g-fp16.onnx", precision="fp16")
+    (folder / "cache-name.txt").write_text(_cache_of(folder / "g.onnx").name)
+    return folder
+
+
+@pytest.mark.parametrize("how", list(TAMPERED))
+def test_a_tampered_cache_is_not_used_and_sampling_writes_nothing(how, models, tmp_path, capsys):
+    folder = tmp_path / "m"
+    shutil.copytree(models, folder, symlinks=True)
+    expected = OnnxGenerator(folder / "g.onnx", cache=False).sample(6, seed=1)
+    assert OnnxGenerator(folder / "g.onnx").sessions[0].optimized_path == _cache_of(folder / "g.onnx")  # the real cache is used
+    TAMPERED[how](folder)
+    before = snapshot(folder)
+    g = OnnxGenerator(folder / "g.onnx")
+    assert g.sessions[0].optimized_path is None  # rebuilt in memory
+    assert np.array_equal(g.sample(6, seed=1), expected)
+    assert main(["sample", str(folder / "g.onnx"), "-n", "6", "--seed", "1", "--npz", str(tmp_path / "s.npz")]) == 0
+    assert np.array_equal(np.load(tmp_path / "s.npz")["images"], expected)
+    assert snapshot(folder) == before, "sampling wrote next to the model"

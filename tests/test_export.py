@@ -438,3 +438,18 @@ def test_onnx_app_example_runs_without_torch(tmp_path, cond):
     picture = Image.open(tmp_path / "app.png")
     assert picture.size == (80 + 4 * (64 + 2), 3 * (64 + 2))
 
+
+
+def test_float_output_is_clipped_to_the_promised_range(tmp_path, cond):
+    """float32 tanh can land one step past +-1 (the shipped MNIST model gives -1.0000002): the graph
+    ends with a Clip to [-1, 1], so the card's value_range holds exactly for every new export."""
+    from gan_edu.export.exporter import ExportModule
+
+    class PastTheEdge(torch.nn.Module):
+        def forward(self, z, labels=None):
+            return torch.tensor([1.0000001, -1.0000002, 0.5], dtype=torch.float32).expand(len(z), 3).reshape(len(z), 1, 1, 3)
+
+    images = ExportModule(PastTheEdge(), "float")(torch.zeros(2, 4))
+    assert images.max().item() == 1.0 and images.min().item() == -1.0
+    graph = onnx.load(str(cond[1])).graph
+    assert graph.node[-1].op_type == "Clip" and graph.node[-1].output[0] == "images"

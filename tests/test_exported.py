@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 from pathlib import Path
 
+import jsonschema
 import numpy as np
 import pytest
 from PIL import Image
@@ -21,8 +23,11 @@ from gan_edu.export.card import (
     card_problems,
     graph_contract,
     make_card,
+    quality_note,
     write_picture,
 )
+from gan_edu_runtime.card import card_schema
+from gan_edu_runtime.cli import main as sample_main
 
 ROOT = Path(__file__).resolve().parents[1]
 EXPORTED = ROOT / "exported"
@@ -59,6 +64,51 @@ def test_every_shipped_generator_has_a_true_card_and_a_picture(path, tmp_path):
     # The picture is this model's: drawn again, it is the same pixels.
     picture = np.asarray(Image.open(path.parent / card["picture"]).convert("RGB"))
     assert np.array_equal(picture, np.asarray(Image.open(write_picture(g, tmp_path / "again.png")).convert("RGB")))
+
+    # The card's own sample command, run as printed (output moved to tmp_path), draws the picture.
+    words = shlex.split(card["how_to_run"]["sample"])
+    assert words[0] == "gan-edu-sample" and words[-2:] == ["-o", card["picture"]], words
+    assert sample_main([str(ROOT / words[1]), *words[2:-1], str(tmp_path / "rerun.png")]) == 0
+    assert np.array_equal(picture, np.asarray(Image.open(tmp_path / "rerun.png").convert("RGB")))
+    assert card["how_to_run"]["gan-edu"] == card["how_to_run"]["sample"].replace("gan-edu-sample", "gan-edu sample", 1)
+
+    # The words on quality are the card's own numbers, and the card fits its schema.
+    assert card["quality_note"] == quality_note(card["metrics"]["per_class"])
+    for row in card["metrics"]["per_class"]:
+        assert f"{row['class']} {row['gan_test']:.3f}" in card["quality_note"]
+    jsonschema.validate(card, card_schema())
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.stem)
+def test_shipped_files_name_no_local_path(path):
+    """Nothing shipped names a folder of the machine that made it: not the card, not the ONNX metadata."""
+    meta = OnnxGenerator(path).sessions[0].session.get_modelmeta().custom_metadata_map
+    texts = {"card": path.with_suffix(".json").read_text(), **{f"metadata {k}": v for k, v in meta.items()}}
+    for where, text in texts.items():
+        assert not re.search(r'"(/|~/|[A-Za-z]:\\\\)[^"]*"', text), (where, text)
+        assert "data_root" not in text, where
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.stem)
+def test_shipped_outputs_stay_in_the_stated_range(path):
+    card = json.loads(path.with_suffix(".json").read_text())
+    lo, hi = card["contract"]["value_range"]
+    tolerance = card["contract"]["value_tolerance"]
+    images = OnnxGenerator(path).sample(512, seed=3)
+    assert lo - tolerance <= images.min() and images.max() <= hi + tolerance, (images.min(), images.max())
+
+
+def test_the_card_schema_refuses_a_card_that_lacks_the_contract():
+    card = json.loads((EXPORTED / "shapes_cdcgan.json").read_text())
+    for key in ("noise", "opset", "min_onnxruntime", "labels", "pixels", "value_tolerance"):
+        bad = json.loads(json.dumps(card))
+        del bad["contract"][key]
+        with pytest.raises(jsonschema.ValidationError, match=key):
+            jsonschema.validate(bad, card_schema())
+    bad = json.loads(json.dumps(card))
+    bad["contract"]["labels"] = None  # a conditional model must state its label rule
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(bad, card_schema())
 
 
 def test_the_card_format_is_documented():
@@ -97,7 +147,7 @@ def test_card_command_ships_a_model_with_a_true_card(tmp_path, capsys):
     card = json.loads((to / "tiny.json").read_text())
     assert card_problems(card, to / "tiny.onnx") == []
     assert (to / "tiny.onnx").read_bytes() == (run / "generator.onnx").read_bytes()
-    assert card["training"]["wall_time_s"] == 12.5 and card["training"]["hardware"] == "CPU (x86_64), 2 torch threads; a test"
+    assert card["training"]["wall_time_s"] == 12.5 and card["training"]["hardware"] == "a test"  # --machine, in place of the report's words
     assert "data_root" not in card["training"]["settings"] and "data_root" not in card["training_data"]["options"]  # no local paths
     assert card["training_data"]["licence"].startswith("none needed")
     assert [r["class"] for r in card["metrics"]["per_class"]] == list(NAMES)

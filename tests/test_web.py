@@ -121,7 +121,7 @@ def test_canvas_pixels_equal_python_onnxruntime_and_the_class_changes_the_image(
 
 
 @needs_browser
-@pytest.mark.parametrize("label", ["-1", "10", "2.5"])
+@pytest.mark.parametrize("label", ["-1", "10", "2.5", "abc"])
 def test_the_browser_demo_refuses_labels_out_of_range(label, tmp_path):
     with demo_page(tmp_path, f"model=shapes_cdcgan&label={label}") as reports:
         report = next_report(reports)
@@ -133,6 +133,7 @@ def test_an_unknown_model_is_one_clear_line(tmp_path):
     with demo_page(tmp_path, "model=no_such_model") as reports:
         report = next_report(reports)
     assert report["step"] == "error" and report["message"].startswith("/exported/no_such_model.json: 404")
+    assert report["what"] == "No model loaded." and report["disabled"]  # no "Loading the model card..." beside the error, no live controls
 
 
 # -- the server, without a browser ----------------------------------------------------------------
@@ -149,13 +150,13 @@ def fake_root(tmp_path):
     return tmp_path
 
 
-def fetch(url: str, data: bytes | None = None) -> tuple[int, bytes, Any]:
+def fetch(url: str, data: bytes | None = None, method: str | None = None) -> tuple[int, bytes, Any]:
     class NoRedirect(urllib.request.HTTPRedirectHandler):
         def redirect_request(self, *args, **kwargs):
             return None
 
     try:
-        with urllib.request.build_opener(NoRedirect).open(urllib.request.Request(url, data=data), timeout=30) as r:
+        with urllib.request.build_opener(NoRedirect).open(urllib.request.Request(url, data=data, method=method), timeout=30) as r:
             return r.status, r.read(), r.headers
     except urllib.error.HTTPError as e:
         return e.code, b"", e.headers
@@ -174,8 +175,11 @@ def test_server_serves_the_three_folders_and_nothing_else(fake_root):
         status, body, headers = fetch(base + "/ort/ort.wasm")
         assert (status, body, headers["Content-Type"]) == (200, b"\0asm", "application/wasm")
         assert fetch(base + "/exported/m.json")[0] == 200
-        for path in ("/secret.txt", "/web/../secret.txt", "/exported/%2e%2e/secret.txt", "/ort/../../../../secret.txt", "/pyproject.toml"):
+        for path in ("/secret.txt", "/web/../secret.txt", "/exported/%2e%2e/secret.txt", "/ort/../../../../secret.txt", "/pyproject.toml",
+                     "/web/node_modules/onnxruntime-web/dist/ort.wasm", "/web/node_modules/"):  # node_modules only as /ort/
             assert fetch(base + path)[0] == 404, path
+        status, _, headers = fetch(base + "/?model=m", method="HEAD")
+        assert status == 302 and headers["Location"] == "/web/?model=m"
         assert fetch(base + "/report", data=b'{"step": "first"}')[0] == 204 and posted == [{"step": "first"}]
         assert fetch(base + "/elsewhere", data=b"{}")[0] == 404
     finally:
@@ -240,3 +244,42 @@ console.log(JSON.stringify(out));
     assert result["0"] == result["9"] == "ok" and result["start"] and result["end"] and result["same"]
     # round((x + 1) * 127.5), clamped, grey to RGB, opaque: as Python's float_to_uint8
     assert result["pixels"] == [0, 0, 0, 255, 64, 64, 64, 255, 255, 255, 255, 255, 255, 255, 255, 255]
+
+
+@needs_node
+def test_gan_js_reads_the_card_contract_and_makes_numpys_pixels(tmp_path):
+    """gan.js as a node app imports it: card format 2 accepted, format 1 and a non-normal noise refused;
+    toPixel equals Python's float_to_uint8 bit for bit, ties and float32 rounding included."""
+    from gan_edu_runtime.generator import float_to_uint8
+
+    assert NODE is not None, "needs node"
+    rng = np.random.default_rng(0)
+    ties = ((np.arange(-2, 258, dtype=np.float32) + np.float32(0.5)) / np.float32(127.5) - np.float32(1)).astype(np.float32)
+    values = np.concatenate([rng.uniform(-1.2, 1.2, 2000).astype(np.float32), ties, np.float32([-1.0000002, 1.0000001, 0, -1, 1])])
+    card = json.loads((ROOT / "exported" / "shapes_cdcgan.json").read_text())
+    old = {**card, "format": "gan-edu-card/1"}
+    odd = json.loads(json.dumps(card))
+    odd["contract"]["noise"]["distribution"] = "uniform"
+    (tmp_path / "in.json").write_text(json.dumps({"values": [float(v) for v in values], "cards": [card, old, odd]}))
+    code = f"""
+import {{ checkCard, toPixel }} from "./gan.js";
+import {{ readFileSync }} from "node:fs";
+const input = JSON.parse(readFileSync({json.dumps(str(tmp_path / "in.json"))}, "utf8"));
+const cards = input.cards.map((c) => {{ try {{ checkCard(c); return "ok"; }} catch (e) {{ return e.message; }} }});
+console.log(JSON.stringify({{ pixels: input.values.map(toPixel), cards }}));
+"""
+    out = subprocess.run([NODE, "--input-type=module", "-e", code], cwd=ROOT / "web", capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    expected = float_to_uint8(values.reshape(-1, 1, 1, 1)).ravel()
+    assert result["pixels"] == expected.tolist()
+    assert result["cards"][0] == "ok"
+    assert result["cards"][1] == 'not a gan-edu card (format "gan-edu-card/1"); expected "gan-edu-card/2"'
+    assert result["cards"][2].startswith("card contract noise") and "expected a standard normal" in result["cards"][2]
+
+
+@needs_browser
+def test_the_browser_demo_fetches_noise_only_from_its_own_origin(tmp_path):
+    with demo_page(tmp_path, "model=shapes_cdcgan&noise=http://127.0.0.2:9/z.json") as reports:
+        report = next_report(reports)
+    assert report["step"] == "error" and report["message"].startswith("noise=http://127.0.0.2:9/z.json: expected a path on this page's own origin")

@@ -17,10 +17,17 @@ function say(text, isError = false) {
   $("status").className = isError ? "error" : "";
 }
 
+/** ``url`` resolved against the page, or an error unless it is on the page's own origin (?report=, ?noise=). */
+function sameOrigin(name, url) {
+  const resolved = new URL(url, location.href);
+  if (resolved.origin !== location.origin) throw new Error(`${name}=${url}: expected a path on this page's own origin (${location.origin})`);
+  return resolved.href;
+}
+
 /** Tells a test driver what the page did, when it asked (?report=PATH): the page posts it back. */
 async function report(entry) {
   if (!params.has("report")) return;
-  await fetch(params.get("report"), { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(entry) });
+  await fetch(sameOrigin("report", params.get("report")), { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(entry) });
 }
 
 function gridBase64() {
@@ -61,7 +68,7 @@ function newNoise() {
 
 async function loadFixedNoise(url) {
   // A test's noise: {"z": [[...latent_dim numbers...], ... 16 rows]}; the walk starts and stays at it.
-  const rows = (await (await fetch(url)).json()).z;
+  const rows = (await (await fetch(sameOrigin("noise", url))).json()).z;
   state.a = Float32Array.from(rows.flat());
   state.b = state.a;
 }
@@ -80,7 +87,11 @@ async function main() {
   const picker = $("class-picker");
   (contract.num_classes === null ? [] : contract.class_names).forEach((name, k) => picker.add(new Option(`${k}: ${name}`, String(k))));
   picker.disabled = contract.num_classes === null;
-  state.label = contract.num_classes === null ? null : Number(params.get("label") ?? 0);
+  const asked = params.get("label") ?? "0";
+  if (contract.num_classes !== null && !/^-?[0-9]+$/.test(asked)) {
+    throw new Error(`label ${asked}: expected an integer label in [0, ${contract.num_classes - 1}] (${contract.num_classes} classes)`);
+  }
+  state.label = contract.num_classes === null ? null : Number(asked);
   if (state.label !== null && Number.isInteger(state.label) && state.label >= 0 && state.label < contract.num_classes) picker.value = String(state.label);
 
   state.random = randomSource(Number(params.get("seed") ?? Date.now() % 2 ** 32));
@@ -113,7 +124,12 @@ async function run(action) {
     await action();
   } catch (error) {
     say(String(error.message || error), true);
-    await report({ step: "error", message: String(error.message || error) });
+    if (!state.generator) {  // nothing loaded: no "Loading..." left beside the error, no live controls
+      $("what").textContent = "No model loaded.";
+      for (const id of ["class-picker", "new-noise", "walk"]) $(id).disabled = true;
+    }
+    const page = state.generator ? {} : { what: $("what").textContent, disabled: ["class-picker", "new-noise", "walk"].every((id) => $(id).disabled) };
+    if (params.has("report") && !String(error.message).includes("report=")) await report({ step: "error", message: String(error.message || error), ...page });
   }
 }
 

@@ -1,19 +1,41 @@
-// A gan-edu generator in JavaScript: its JSON card is the contract, onnxruntime-web runs the graph.
+// A gan-edu generator in JavaScript: its JSON card is the contract, onnxruntime runs the graph.
 //
-// Nothing here touches the page, so node can import it too. onnxruntime's JavaScript API cannot
-// read an ONNX model's metadata, so everything it needs (noise size, classes, image shape, output
-// kind) comes from the card beside the .onnx (exported/NAME.json, documented in exported/README.md).
+// An ES module with no imports and nothing that touches a page, so node and browser apps can both
+// import it: checkCard (the card's contract, format gan-edu-card/2), checkLabel, toPixel and
+// toRGBA (values to pixels, as numpy does it), randomSource and gaussianNoise (seeded noise),
+// walk (between two noises) and Generator (load a card and its model, generate images).
+// onnxruntime's JavaScript API cannot read an ONNX model's metadata, so everything it needs (noise
+// size, classes, image shape, output kind) comes from the card beside the .onnx
+// (exported/NAME.json, documented in exported/README.md; its JSON Schema is
+// runtime/gan_edu_runtime/card.schema.json).
+//
+// Noise: gaussianNoise draws N(0, 1) with a seeded mulberry32 source and Box-Muller. It is NOT
+// numpy's np.random.default_rng(seed).standard_normal: the same seed here and in Python gives
+// different noise, so different images. To draw what Python draws, feed the z that Python's
+// OnnxGenerator.latent(n, seed=s) returns (the demo's ?noise=URL does that).
 
-/** The card of a shipped model, checked enough that the rest can trust it. */
+/** The card format this module reads. */
+export const CARD_FORMAT = "gan-edu-card/2";
+
+/** The card of a shipped model, checked enough that the rest can trust it; returns the card. */
 export function checkCard(card) {
   const c = card && card.contract;
-  if (!c || card.format !== "gan-edu-card/1") {
-    throw new Error(`not a gan-edu card (format ${JSON.stringify(card && card.format)}); expected "gan-edu-card/1"`);
+  if (!c || card.format !== CARD_FORMAT) {
+    throw new Error(`not a gan-edu card (format ${JSON.stringify(card && card.format)}); expected ${JSON.stringify(CARD_FORMAT)}`);
   }
   if (!Number.isInteger(c.latent_dim) || c.latent_dim <= 0 || !Array.isArray(c.image_shape) || c.image_shape.length !== 3) {
     throw new Error("card contract: expected a positive latent_dim and image_shape [C, H, W]");
   }
   if (c.output !== "float" && c.output !== "uint8") throw new Error(`card contract output ${JSON.stringify(c.output)}: expected "float" or "uint8"`);
+  if (c.num_classes !== null && !(Number.isInteger(c.num_classes) && c.num_classes >= 2)) {
+    throw new Error(`card contract num_classes ${JSON.stringify(c.num_classes)}: expected null or an integer >= 2`);
+  }
+  const names = (c.inputs || []).map((i) => i.name).join(",");
+  if (names !== (c.num_classes === null ? "z" : "z,labels")) throw new Error(`card contract inputs [${names}]: expected z${c.num_classes === null ? "" : " and labels"}`);
+  const noise = c.noise || {};
+  if (noise.distribution !== "normal" || noise.mean !== 0 || noise.std !== 1) {
+    throw new Error(`card contract noise ${JSON.stringify(c.noise)}: expected a standard normal (mean 0, std 1)`);
+  }
   return card;
 }
 
@@ -28,7 +50,7 @@ export function checkLabel(label, numClasses) {
   }
 }
 
-/** A small seeded random number generator (mulberry32): the same seed gives the same noise. */
+/** A small seeded random number generator (mulberry32): the same seed gives the same noise (not numpy's). */
 export function randomSource(seed) {
   let a = seed >>> 0;
   return () => {
@@ -40,7 +62,7 @@ export function randomSource(seed) {
   };
 }
 
-/** n noise vectors z ~ N(0, I) of size dim (Box-Muller), as one Float32Array of n * dim. */
+/** n noise vectors z ~ N(0, I) of size dim (Box-Muller), as one Float32Array of n * dim (not numpy's draws: see the top). */
 export function gaussianNoise(n, dim, random) {
   const z = new Float32Array(n * dim);
   for (let i = 0; i < z.length; i += 2) {
@@ -67,7 +89,19 @@ export function walk(a, b, t, dim) {
   return out;
 }
 
-/** The graph's output to one RGBA picture per image: float [-1, 1] becomes round((x + 1) * 127.5), clamped. */
+/**
+ * One float output value in [-1, 1] to an 8-bit pixel, exactly as numpy's
+ * ``np.clip(np.rint((x + 1) * 127.5), 0, 255)`` on float32: the arithmetic in float32
+ * (Math.fround), ties rounded to even.
+ */
+export function toPixel(x) {
+  const v = Math.fround(Math.fround(x + 1) * 127.5);
+  let r = Math.round(v);
+  if (r - v === 0.5) r -= r % 2; // a tie: Math.round went up; numpy's rint goes to the even one
+  return Math.min(255, Math.max(0, r));
+}
+
+/** The graph's output to one RGBA picture per image: float [-1, 1] through toPixel, uint8 as it is. */
 export function toRGBA(data, contract) {
   const [c, h, w] = contract.image_shape;
   const n = data.length / (c * h * w);
@@ -81,7 +115,7 @@ export function toRGBA(data, contract) {
           const src = Math.min(ch, c - 1); // grey: the one channel three times
           // float output is (N, C, H, W); uint8 output is (N, H, W, C), already in [0, 255]
           const v = contract.output === "float"
-            ? Math.round((data[((k * c + src) * h + y) * w + x] + 1) * 127.5)
+            ? toPixel(data[((k * c + src) * h + y) * w + x])
             : data[((k * h + y) * w + x) * c + src];
           rgba[p + ch] = v; // Uint8ClampedArray clamps to [0, 255]
         }
@@ -100,6 +134,13 @@ export class Generator {
     this.session = session;
     this.card = card;
     this.contract = card.contract;
+  }
+
+  /** From a card object (checked) and its model: a URL, a file path (node) or the model's bytes. */
+  static async create(ort, card, model, options = {}) {
+    checkCard(card);
+    const session = await ort.InferenceSession.create(model, options);
+    return new Generator(ort, session, card);
   }
 
   static async load(ort, cardUrl) {

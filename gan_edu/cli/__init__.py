@@ -8,6 +8,7 @@ an interrupted run exits 130 after saying how to resume; a diverged run exits 1.
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 from collections.abc import Sequence
 from typing import NoReturn
@@ -43,8 +44,23 @@ def build_parser(command: str | None = None) -> ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=ArgumentParser)
     names = [COMMANDS[command]] if command in COMMANDS else list(dict.fromkeys(COMMANDS.values()))
     for name in names:
-        importlib.import_module(f"{__name__}.{name}").register(sub)
+        try:
+            module = importlib.import_module(f"{__name__}.{name}")
+        except ImportError as e:  # installed without torch (pip install --no-deps): the other commands still run
+            for word in [c for c, m in COMMANDS.items() if m == name]:
+                stub = sub.add_parser(word, help=f"(unavailable: {e.name or 'a dependency'} is not installed)", prefix_chars="\0", add_help=False)
+                stub.add_argument("rest", nargs=argparse.REMAINDER)
+                stub.set_defaults(func=functools.partial(_unavailable, word, e.name or str(e)))
+            continue
+        module.register(sub)
     return parser
+
+
+def _unavailable(word: str, missing: str, args: argparse.Namespace) -> int:
+    raise GanEduError(
+        f"gan-edu {word} needs {missing}, which is not installed; expected gan-edu installed with its dependencies "
+        '(only sampling needs none of them: pip install "./runtime[cpu]", then gan-edu-sample)'
+    )
 
 
 def command_word(argv: Sequence[str]) -> str | None:

@@ -24,8 +24,7 @@ def register(sub: Any) -> None:
     p.add_argument("--command", required=True, help="the command that made RUN_DIR, recorded in the card")
     p.add_argument("--to", type=Path, default=Path("exported"), help="folder of shipped models (default exported)")
     p.add_argument("--licence", help="licence of the training data (known for shapes and mnist; required for others)")
-    p.add_argument("--machine", default="", help="where it was trained, in words (e.g. '2-core CPU, idle')")
-    p.add_argument("--note", default="", help="what the pictures look like, in words")
+    p.add_argument("--machine", default="", help="where it was trained, in words (e.g. '2-core CPU, idle'); default: what the report says of the hardware")
     p.add_argument("--overwrite", action="store_true", help="replace a different NAME.onnx already shipped")
     p.set_defaults(func=run)
 
@@ -35,10 +34,11 @@ def run(args: argparse.Namespace) -> int:
 
     path = make_card(
         args.run_dir, args.name, to=args.to, command=args.command, licence=args.licence,
-        machine=args.machine, note=args.note, overwrite=args.overwrite,
+        machine=args.machine, overwrite=args.overwrite,
     )
     card = json.loads(path.read_text())
     m = card["metrics"]
     print(f"wrote {args.to / card['file']} ({card['size_bytes'] / 1e6:.2f} MB), {args.to / card['picture']} and {path}")
+    print(card["quality_note"])
     print(f"c {m['c_accuracy']:.4f}, c' {m['c_prime_accuracy']:.4f}, GAN-test {m['gan_test_accuracy']:.4f}, Frechet {m['frechet_distance']:.3f}")
     return 0

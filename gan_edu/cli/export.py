@@ -3,32 +3,25 @@
 ``gan-edu export RUN_DIR -o exported/NAME.onnx [--uint8] [--precision fp16 | --quantize int8]``
 writes a checked graph (see :mod:`gan_edu.export.exporter`; a variant also writes its quality
 cost against fp32 in ``NAME.quality.json``); ``gan-edu sample MODEL.onnx -n 64 [--labels 0,1,...] [--seed S]
--o grid.png [--npz FILE]`` draws images with onnxruntime alone. Neither overwrites an existing
+-o grid.png [--npz FILE]`` draws images with onnxruntime alone (the light package's command,
+:mod:`gan_edu_runtime.cli`, also installed alone as ``gan-edu-sample``). Neither overwrites an existing
 file without ``--overwrite``, and every file is written atomically (never half a file).
 """
 
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import sys
 import warnings
 from pathlib import Path
 from typing import Any
 
-from ..errors import GanEduError, check
+from gan_edu_runtime.cli import add_sample_arguments, labels_list, run_sample  # noqa: F401  (gan-edu sample is the light package's command)
+
+from ..errors import check
 from ..io import check_writable
-from .args import non_negative_int, positive_int
-
-
-def labels_list(text: str) -> list[int]:
-    """``"0,1,2"`` to ``[0, 1, 2]`` (range checks happen against the model's classes)."""
-    try:
-        values = [int(part) for part in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of ints; expected e.g. 0,1,2") from None
-    return values
+from .args import positive_int
 
 
 def register(sub: Any) -> None:
@@ -53,16 +46,7 @@ def register(sub: Any) -> None:
         "sample", help="sample images from an exported ONNX generator",
         description="Draw images from an exported generator with onnxruntime (no torch needed) and save a grid.",
     )
-    s.add_argument("model", type=Path, metavar="MODEL", help="an exported .onnx (or a bank's .json manifest)")
-    s.add_argument("-n", type=positive_int, default=64, help="number of images (default 64)")
-    s.add_argument("--labels", type=labels_list, help="comma-separated labels: one per image, or one for all (default balanced)")
-    s.add_argument("--seed", type=non_negative_int, help="seed of the noise (default: a fresh one)")
-    s.add_argument("-o", "--output", type=Path, metavar="PNG", help="grid picture to write")
-    s.add_argument("--npz", type=Path, metavar="FILE", help="also write images, labels and z as a .npz")
-    s.add_argument("--nrow", type=positive_int, help="images per grid row (default 8; with balanced labels, one row per class)")
-    s.add_argument("--batch-size", type=positive_int, help="images per onnxruntime call (default 256)")
-    s.add_argument("--provider", action="append", metavar="NAME", help="onnxruntime provider, e.g. CPUExecutionProvider (repeatable; default CUDA when present, else CPU)")
-    s.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    add_sample_arguments(s)
     s.set_defaults(func=run_sample)
 
 
@@ -94,50 +78,4 @@ def run_export(args: argparse.Namespace) -> int:
         if "gan_test" in cost:
             line += f"; GAN-test {cost['gan_test']['fp32']:.3f} -> {cost['gan_test']['variant']:.3f}; Fréchet {cost['frechet']['fp32']:.3f} -> {cost['frechet']['variant']:.3f}"
         print(f"{line} (in {record})")
-    return 0
-
-
-def run_sample(args: argparse.Namespace) -> int:
-    import numpy as np
-
-    from ..export.runtime import OnnxGenerator, image_grid
-    from ..io import atomic_open
-
-    if args.output is None and args.npz is None:
-        raise GanEduError("nothing to write: expected -o PNG and/or --npz FILE")
-    for path, flag in ((args.output, "-o"), (args.npz, "--npz")):
-        if path is not None:
-            refuse_existing(path, args.overwrite, flag)
-            check_writable(path, flag)
-    g = OnnxGenerator(args.model, providers=args.provider, **({"batch_size": args.batch_size} if args.batch_size else {}))
-    g.check_fits(args.n)
-    labels = args.labels
-    if labels is not None:
-        check(g.num_classes is not None, f"--labels given for the unconditional {args.model}: expected no --labels")
-        if len(labels) == 1:
-            labels = labels * args.n
-        check(len(labels) == args.n, f"--labels has {len(labels)} values: expected 1 or -n ({args.n})")
-    labels = g.check_labels(labels, args.n)
-    z = g.latent(args.n, seed=args.seed)
-    images = g.generate(z, labels)
-    if args.output is not None:
-        from PIL import Image
-
-        shown, nrow = g.to_uint8(images), args.nrow or 8
-        if labels is not None and args.labels is None:  # balanced labels: one row per class
-            shown = shown[np.argsort(labels, kind="stable")]
-            nrow = args.nrow or -(-args.n // g.num_classes)
-        picture = Image.fromarray(image_grid(shown, nrow))
-        with atomic_open(args.output, "wb") as f:
-            picture.save(f, format="PNG")
-        print(f"wrote {args.output} ({args.n} images, {nrow} per row, on {g.device})")
-    if args.npz is not None:
-        buffer = io.BytesIO()
-        arrays = {"images": images, "z": z}
-        if labels is not None:
-            arrays["labels"] = labels
-        np.savez_compressed(buffer, **arrays)
-        with atomic_open(args.npz, "wb") as f:
-            f.write(buffer.getvalue())
-        print(f"wrote {args.npz} ({', '.join(f'{k} {v.shape}' for k, v in arrays.items())})")
     return 0

@@ -84,6 +84,8 @@ class DemoHandler(SimpleHTTPRequestHandler):
         path = unquote(urlsplit(path).path)
         for prefix, folder in self.server.mounts.items():
             if path.startswith(prefix):
+                if prefix == "/web/" and path[len(prefix):].split("/")[0] == "node_modules":
+                    break  # web/node_modules is served only as /ort/ (onnxruntime-web's dist folder)
                 candidate = (folder / path[len(prefix):]).resolve()
                 if candidate == folder.resolve() or folder.resolve() in candidate.parents:
                     return str(candidate)
@@ -105,6 +107,12 @@ class DemoHandler(SimpleHTTPRequestHandler):
             self.wfile.write(body)
             return
         super().do_GET()
+
+    def do_HEAD(self) -> None:  # noqa: N802
+        if urlsplit(self.path).path == "/":  # the same redirect as GET, without a body
+            self.do_GET()
+            return
+        super().do_HEAD()
 
     def do_POST(self) -> None:  # noqa: N802
         length = int(self.headers.get("Content-Length") or 0)

@@ -6,9 +6,12 @@ Two halves, kept apart so that an app can sample without torch:
   ``.onnx`` graph with gan-edu metadata (or, for a per-class bank, one graph per class and a
   manifest), batch norm folded (:mod:`~gan_edu.export.fold`); fp16 and int8 variants with
   their quality cost come from :mod:`~gan_edu.export.variants`.
-* :mod:`gan_edu.export.runtime` (numpy and onnxruntime only): :class:`OnnxGenerator` loads the
-  file and samples images, with the session settings and optimized-graph cache of
-  :mod:`~gan_edu.export.session` and the file checks of :mod:`~gan_edu.export.safety`.
+* the runtime (numpy and onnxruntime only), which lives in the light distribution
+  ``gan-edu-runtime`` (``runtime/`` in this repository, import name :mod:`gan_edu_runtime`):
+  :class:`OnnxGenerator` loads the file and samples images, with the session settings and
+  optimized-graph cache of its ``session`` module, the metadata and the file checks. Its modules
+  keep their old names here (``gan_edu.export.runtime`` is ``gan_edu_runtime.generator``;
+  ``session``, ``safety``, ``metadata`` are the same-named modules): one module object, two names.
 
 Importing this package does not import torch: ``export_generator`` and ``ExportCheckFailed``
 are loaded on first use.
@@ -16,10 +19,17 @@ are loaded on first use.
 
 from __future__ import annotations
 
+import importlib
+import sys
 from typing import Any
 
-from .metadata import KEYS, GeneratorInfo
-from .runtime import OnnxGenerator, float_to_uint8, image_grid
+from gan_edu_runtime.generator import OnnxGenerator, float_to_uint8, image_grid
+from gan_edu_runtime.metadata import KEYS, GeneratorInfo
+
+#: The runtime's modules under their old names in this package.
+_MOVED = {"runtime": "generator", "session": "session", "safety": "safety", "metadata": "metadata", "cuda_libs": "cuda_libs"}
+for _old, _new in _MOVED.items():
+    sys.modules[f"{__name__}.{_old}"] = globals()[_old] = importlib.import_module(f"gan_edu_runtime.{_new}")
 
 _FROM_EXPORTER = ("export_generator", "ExportCheckFailed", "to_uint8")
 

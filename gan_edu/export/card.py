@@ -19,25 +19,25 @@ Needs numpy, onnxruntime and Pillow, never torch.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import shutil
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+from gan_edu_runtime.card import (  # noqa: F401  (the reader's half, re-exported)
+    CARD_FORMAT,
+    CONTRACT_KEYS,
+    card_problems,
+    graph_contract,
+    load_card,
+    sha256,
+)
+from gan_edu_runtime.cli import picture
+from gan_edu_runtime.generator import OnnxGenerator
+from gan_edu_runtime.metadata import GeneratorInfo, strip_local_paths
 
 from ..errors import GanEduError, check
 from ..io import atomic_open, atomic_write_json
-from .metadata import GeneratorInfo
-from .runtime import OnnxGenerator, image_grid
-
-#: Value of a card's ``format`` key.
-CARD_FORMAT = "gan-edu-card/1"
-
-#: The metadata keys a card's ``contract`` repeats, equal to the graph's own.
-CONTRACT_KEYS = ("latent_dim", "num_classes", "class_names", "image_shape", "output", "layout", "value_range")
 
 #: Licence of the training data, for the data sets whose terms are known; others need ``--licence``.
 LICENCES = {
@@ -45,73 +45,63 @@ LICENCES = {
     "mnist": "Creative Commons Attribution-Share Alike 3.0; copyright Yann LeCun and Corinna Cortes (a derivative of NIST's data)",
 }
 
-#: onnxruntime's type names to numpy's.
-DTYPES = {"tensor(float)": "float32", "tensor(int64)": "int64", "tensor(uint8)": "uint8"}
-
 #: Images per class in the card's picture (one row per class) and the seed of their noise.
 PICTURE_PER_CLASS, PICTURE_SEED = 8, 0
 
-
-def graph_contract(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """The contract as the ``.onnx`` itself states it: its metadata and its graph's inputs and outputs.
-
-    Returns:
-        ``{latent_dim, num_classes, class_names, image_shape, output, layout, value_range,
-        inputs, outputs}``; ``inputs`` and ``outputs`` list ``{name, dtype, shape}`` in graph order,
-        with the dynamic batch axis written as its name (``"N"``).
-    """
-    import onnxruntime as ort
-
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    info = GeneratorInfo.from_props(session.get_modelmeta().custom_metadata_map, str(path))
-
-    def describe(nodes: Any) -> list[dict[str, Any]]:
-        return [{"name": n.name, "dtype": DTYPES.get(n.type, n.type), "shape": [d if isinstance(d, int) else str(d) for d in n.shape]} for n in nodes]
-
-    values = info.to_dict()
-    return {**{k: values[k] for k in CONTRACT_KEYS}, "inputs": describe(session.get_inputs()), "outputs": describe(session.get_outputs())}
+#: The one line that installs the torch-free sampler (from a gan-edu checkout).
+INSTALL = 'pip install "./runtime[cpu]"'
 
 
-def card_problems(card: dict[str, Any], onnx_path: str | os.PathLike[str]) -> list[str]:
-    """What in ``card`` disagrees with the file it describes (empty when nothing does).
-
-    Checks the format, the file's name, size and SHA-256, the picture's presence, and every key
-    of the contract against :func:`graph_contract`.
-    """
-    path = Path(onnx_path)
-    problems = []
-    if card.get("format") != CARD_FORMAT:
-        problems.append(f"format={card.get('format')!r}: expected {CARD_FORMAT!r}")
-    for key, actual in (("file", path.name), ("size_bytes", path.stat().st_size), ("sha256", sha256(path))):
-        if card.get(key) != actual:
-            problems.append(f"{key}={card.get(key)!r}: the file has {actual!r}")
-    picture = card.get("picture")
-    if not isinstance(picture, str) or not (path.parent / picture).is_file():
-        problems.append(f"picture={picture!r}: no such file beside {path.name}")
-    contract, actual = card.get("contract") or {}, graph_contract(path)
-    for key, value in actual.items():
-        if contract.get(key) != value:
-            problems.append(f"contract.{key}={contract.get(key)!r}: the graph says {value!r}")
-    return problems
-
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+def picture_command(name: str, info: GeneratorInfo, *, folder: str = "exported", program: str = "gan-edu-sample") -> str:
+    """The sample command that draws the card's picture ``NAME.png``, byte for byte (:func:`write_picture`)."""
+    n = PICTURE_PER_CLASS * (info.num_classes or 1)
+    scale = max(1, 64 // info.image_shape[1])
+    return f"{program} {folder}/{name}.onnx -n {n} --seed {PICTURE_SEED} --nrow {PICTURE_PER_CLASS} --scale {scale} -o {name}.png"
 
 
 def write_picture(generator: OnnxGenerator, path: Path) -> Path:
-    """One row per class (a single row when unconditional), :data:`PICTURE_PER_CLASS` images each, noise seed 0, enlarged to about 64 pixels."""
-    from PIL import Image
+    """The picture of :func:`picture_command`: one row per class (balanced labels sorted by class), noise seed 0.
 
-    rows = generator.num_classes or 1
-    labels = None if generator.num_classes is None else np.repeat(np.arange(rows), PICTURE_PER_CLASS)
-    images = generator.to_uint8(generator.sample(rows * PICTURE_PER_CLASS, labels, seed=PICTURE_SEED))  # (N, H, W, C)
-    picture = Image.fromarray(image_grid(images, PICTURE_PER_CLASS))
-    scale = max(1, 64 // generator.image_shape[1])
-    picture = picture.resize((picture.width * scale, picture.height * scale), Image.NEAREST)
+    Drawn by the sample command's own code (:func:`gan_edu_runtime.cli.picture`), so running the
+    card's ``how_to_run.sample`` line gives the same pixels.
+    """
+    n = PICTURE_PER_CLASS * (generator.num_classes or 1)
+    labels = generator.balanced_labels(n)
+    images = generator.generate(generator.latent(n, seed=PICTURE_SEED), labels)
+    grid = picture(generator, images, labels, balanced=True, nrow=PICTURE_PER_CLASS, scale=max(1, 64 // generator.image_shape[1]))
     with atomic_open(path, "wb") as f:
-        picture.save(f, format="PNG")
+        grid.save(f, format="PNG")
     return path
+
+
+def quality_note(per_class: list[dict[str, Any]]) -> str:
+    """The card's words on quality, made from its own per-class GAN-test numbers (nothing else).
+
+    >>> quality_note([{"class": "a", "gan_test": 0.9}, {"class": "b", "gan_test": 0.2}])
+    'GAN-test per class (the share of images drawn for a class that c judges to be it), weakest first: b 0.200, a 0.900. Below 0.5 (mostly judged another class): b. At 0.9 or above: a.'
+    """
+    rows = sorted((r for r in per_class if r.get("gan_test") is not None), key=lambda r: (r["gan_test"], str(r["class"])))
+    if not rows:
+        return "no per-class GAN-test in the report"
+    weak = [str(r["class"]) for r in rows if r["gan_test"] < 0.5]
+    strong = [str(r["class"]) for r in rows if r["gan_test"] >= 0.9]
+    return (
+        "GAN-test per class (the share of images drawn for a class that c judges to be it), weakest first: "
+        + ", ".join(f"{r['class']} {r['gan_test']:.3f}" for r in rows)
+        + f". Below 0.5 (mostly judged another class): {', '.join(weak) or 'none'}. At 0.9 or above: {', '.join(strong) or 'none'}."
+    )
+
+
+def ship_model(source: Path, target: Path) -> None:
+    """Copy ``source`` to ``target`` atomically, without local paths in its ONNX metadata (:func:`strip_local_paths`)."""
+    import onnx
+
+    model = onnx.load(str(source))
+    for prop in model.metadata_props:
+        if prop.key in ("training_data", "training"):
+            prop.value = json.dumps(strip_local_paths(json.loads(prop.value)), sort_keys=True)
+    with atomic_open(target, "wb") as f:
+        f.write(model.SerializeToString())
 
 
 def make_card(
@@ -122,7 +112,6 @@ def make_card(
     command: str,
     licence: str | None = None,
     machine: str = "",
-    note: str = "",
     overwrite: bool = False,
 ) -> Path:
     """Ship the generator of a pipeline folder: ``TO/NAME.onnx``, its picture ``NAME.png`` and card ``NAME.json``.
@@ -134,8 +123,7 @@ def make_card(
         to: the folder of shipped models.
         command: the command that made ``run_dir``, recorded in the card.
         licence: the training data's licence; default: :data:`LICENCES` for known data sets.
-        machine: where it was trained, in words (added to what the report says of the hardware).
-        note: what the pictures look like, in words.
+        machine: where it was trained, in words (replaces what the report says of the hardware).
         overwrite: replace an existing ``NAME.onnx`` with different bytes.
 
     Returns:
@@ -152,24 +140,27 @@ def make_card(
     check(source.is_file(), f"{run}: no generator.onnx (a per-class bank is not shipped as one file); expected a pipeline folder of a conditional model")
     check(bool(command.strip()), "command='': expected the command that made the run, recorded in the card")
     report = json.loads((run / "report.json").read_text())
-    generator = OnnxGenerator(source, providers=["CPUExecutionProvider"])
-    info = generator.info
+    info = OnnxGenerator(source, providers=["CPUExecutionProvider"]).info
     data = dict(info.training_data or {})
     data_name = data.get("name")
     licence = licence or LICENCES.get(str(data_name))
     check(licence is not None, f"training data {data_name!r}: its licence is not known to gan-edu; expected --licence TEXT")
 
     target = to / f"{name}.onnx"
-    if target.exists() and sha256(target) != sha256(source):
-        check(overwrite, f"{target}: a different model is shipped under this name; use --overwrite to replace it")
+    staged = to / f".{name}.staged.onnx"  # the shipped bytes: the run's model without local paths
     to.mkdir(parents=True, exist_ok=True)
-    if not target.exists() or sha256(target) != sha256(source):
-        with atomic_open(target, "wb") as f, source.open("rb") as src:
-            shutil.copyfileobj(src, f)
-    write_picture(generator, to / f"{name}.png")
+    try:
+        ship_model(source, staged)
+        if target.exists() and sha256(target) != sha256(staged):
+            check(overwrite, f"{target}: a different model is shipped under this name; use --overwrite to replace it")
+        if not target.exists() or sha256(target) != sha256(staged):
+            os.replace(staged, target)
+    finally:
+        staged.unlink(missing_ok=True)
+    write_picture(OnnxGenerator(target, providers=["CPUExecutionProvider"], cache=False), to / f"{name}.png")
 
-    settings = {k: v for k, v in (report.get("settings") or {}).items() if k not in ("data_root", "progress")}  # no local paths
-    data["options"] = {k: v for k, v in (data.get("options") or {}).items() if k != "data_root"}
+    settings = strip_local_paths({k: v for k, v in (report.get("settings") or {}).items() if k != "progress"})
+    data = strip_local_paths(data)
     hardware = report.get("hardware") or {}
     where = hardware.get("cuda") or f"CPU ({hardware.get('cpu', 'unknown')}), {hardware.get('torch_threads', '?')} torch threads"
     training = dict(info.training or {})
@@ -198,7 +189,7 @@ def make_card(
             "batch_size": training.get("batch_size"),
             "optimizer": f"Adam lr_g={training.get('lr_g')} lr_d={training.get('lr_d')}",
             "seed": training.get("seed"),
-            "hardware": where + (f"; {machine}" if machine else ""),
+            "hardware": machine or where,
             "wall_time_s": (report.get("timings") or {}).get("gan_s"),
             "command": command,
             "settings": settings,
@@ -218,12 +209,14 @@ def make_card(
                 "for?). Frechet distance between c's features of real and sampled images (not Inception FID: compare within gan-edu only)."
             ),
         },
-        "quality_note": note,
+        "quality_note": quality_note(report.get("per_class") or []),
         "how_to_run": {
-            "python": f"OnnxGenerator('exported/{target.name}').sample(16, labels=[3] * 16, seed=0)",
-            "gan-edu": f"gan-edu sample exported/{target.name} -n {8 * (k or 1)} --seed 0 -o grid.png",
+            "install": INSTALL,
+            "python": f"from gan_edu_runtime import OnnxGenerator; OnnxGenerator('exported/{target.name}').sample(16{', labels=[3] * 16' if k else ''}, seed=0)",
+            "sample": picture_command(name, info),
+            "gan-edu": picture_command(name, info, program="gan-edu sample"),
             "browser": f"gan-edu serve-demo, then http://127.0.0.1:8000/?model={name}",
-            "node and other clients": "docs/onnx.md: read this card's contract, feed z (and labels), rescale the images",
+            "node and other clients": "web/gan.js (an ES module) or docs/onnx.md: read this card's contract, feed z (and labels), turn the images into pixels",
         },
     }
     path = to / f"{name}.json"
@@ -232,14 +225,3 @@ def make_card(
         raise GanEduError(f"{path}: the card would disagree with {target.name}: {problems[0]}")
     atomic_write_json(path, card)
     return path
-
-
-def load_card(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read a card, or raise a one-line GanEduError."""
-    try:
-        card = json.loads(Path(path).read_text())
-    except (OSError, ValueError) as e:
-        raise GanEduError(f"{path}: not a readable JSON card ({e})") from None
-    check(isinstance(card, dict) and card.get("format") == CARD_FORMAT, f"{path}: not a gan-edu card (format {CARD_FORMAT!r})")
-    return card
-

@@ -45,7 +45,15 @@ from ..io import atomic_open, atomic_write_json
 from ..models.bank import GeneratorBank
 from ..models.base import Generator
 from .fold import fold_batchnorm
-from .metadata import BANK_FORMAT, IMAGES_OUTPUT, LABELS_INPUT, OUTPUTS, Z_INPUT, GeneratorInfo
+from .metadata import (
+    BANK_FORMAT,
+    IMAGES_OUTPUT,
+    LABELS_INPUT,
+    OUTPUTS,
+    Z_INPUT,
+    GeneratorInfo,
+    strip_local_paths,
+)
 from .session import default_providers, optimized_model, session_options
 
 #: Parity tolerance of float output: max abs difference between onnxruntime and PyTorch.
@@ -85,7 +93,7 @@ class ExportModule(nn.Module):
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         x = self.generator(z, labels)  # (N, C, H, W) in [-1, 1]
-        return to_uint8(x) if self.output == "uint8" else x
+        return to_uint8(x) if self.output == "uint8" else x.clamp(-1, 1)  # float32 tanh can land one step past +-1: the card promises [-1, 1]
 
 
 def to_uint8(images: torch.Tensor) -> torch.Tensor:
@@ -175,7 +183,7 @@ def export_generator(
         latent_dim=model.latent_dim, num_classes=model.num_classes, class_names=class_names,
         image_shape=model.image_shape, output=output, gan_edu_version=__version__,
         model_class=type(model).__name__, model_config=model.config.to_dict(),
-        training_data=training_data if training_data is not None else run.get("data"),
+        training_data=strip_local_paths(training_data if training_data is not None else run.get("data")),  # no folder of this machine
         training=run.get("training"),
     )
     options = {"opset": opset, "dynamic_batch": dynamic_batch, "dynamo": dynamo}

@@ -3,11 +3,11 @@
 :class:`OnnxGenerator` loads a gan-edu ``.onnx`` file (or a per-class bank manifest ``.json``),
 reads its shapes and class names from the metadata, and samples images::
 
-    from gan_edu.export.runtime import OnnxGenerator
+    from gan_edu_runtime import OnnxGenerator
 
     g = OnnxGenerator("exported/shapes_cdcgan.onnx")
-    images = g.sample(20, labels=[3] * 20, seed=0)   # (20, 3, 32, 32) float32 in [-1, 1]
-    pictures = g.to_uint8(images)                     # (20, 32, 32, 3) uint8, ready for PIL
+    images = g.sample(20, labels=[3] * 20, seed=0)   # (20, 1, 32, 32) float32 in [-1, 1]
+    pictures = g.to_uint8(images)                     # (20, 32, 32, 1) uint8, ready for PIL
 
 Reproducible noise: ``z`` is drawn with numpy's ``np.random.default_rng(seed).standard_normal``
 in float32, one batch after another, so ``g.latent(n, seed=s)`` is exactly the ``z`` that
@@ -17,17 +17,18 @@ generator, feed it that ``z``: ``G(torch.from_numpy(g.latent(n, seed=s)), labels
 Thread safety: ``sample`` may be called from many threads at once. Each call has its own random
 generator (seeded from ``seed``) and its own IO binding; the onnxruntime session is shared, and
 ``InferenceSession.run`` is safe to call concurrently. Session settings, IO binding and the
-optimized-graph cache live in :mod:`gan_edu.export.session`.
+optimized-graph cache live in :mod:`gan_edu_runtime.session`.
 
 Safety: before onnxruntime sees the file, every tensor stored as external data must point to a
 file inside the model's own folder (after resolving ``..`` and symbolic links); anything else is
 refused. Nothing in a gan-edu model file runs code.
 
-This module must import without torch (tests run it in a process where ``import torch`` fails).
+This module must import without torch and onnx (tests run it in a process where ``import torch`` fails).
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -35,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import check
+from .errors import check
 from .safety import check_external_data
 from .session import GraphSession, check_providers, cuda_device_count, default_providers, load_bank  # noqa: F401  (re-exported)
 
@@ -72,12 +73,12 @@ class OnnxGenerator:
             is one (written by the export, keyed to the model's content; sampling never writes).
 
     Attributes:
-        info: the model's metadata (:class:`~gan_edu.export.metadata.GeneratorInfo`).
+        info: the model's metadata (:class:`~gan_edu_runtime.metadata.GeneratorInfo`).
         latent_dim, num_classes, class_names, image_shape, output: shortcuts into ``info``.
         providers: the providers the sessions really use (CUDA asked for and unable to start is an
             error naming the missing library, never a quiet fall back to the CPU).
         device: ``"cuda"`` when the sessions run on CUDA (and use IO binding), else ``"cpu"``.
-        sessions: one :class:`~gan_edu.export.session.GraphSession` (a bank: one per class).
+        sessions: one :class:`~gan_edu_runtime.session.GraphSession` (a bank: one per class).
 
     Raises:
         GanEduError: the file is missing, not ONNX, not a gan-edu generator, or unsafe.
@@ -93,6 +94,7 @@ class OnnxGenerator:
         cache: bool = True,
     ) -> None:
         check(isinstance(batch_size, int) and batch_size > 0, f"batch_size={batch_size!r}: expected a positive int")
+        check(importlib.util.find_spec("onnxruntime") is not None, "onnxruntime is not installed; expected `pip install \"gan-edu-runtime[cpu]\"` (or [gpu])")
         self.path = Path(path)
         self.batch_size = batch_size
         wanted = list(providers) if providers is not None else default_providers()

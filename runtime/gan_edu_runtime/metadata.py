@@ -21,7 +21,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from ..errors import GanEduError
+from .errors import GanEduError
 
 #: Value of the ``format`` key: says "this file is a gan-edu generator" (and which layout version).
 GENERATOR_FORMAT = "gan-edu-generator/1"
@@ -155,3 +155,26 @@ class GeneratorInfo:
                 except ValueError:
                     raise GanEduError(f"{source}: metadata {key}={text[:40]!r} is not JSON; expected a gan-edu generator") from None
         return cls.from_dict(values, source)
+
+
+def strip_local_paths(value: Any) -> Any:
+    """``value`` (JSON-like) without what names a place on one machine: ``data_root`` keys and absolute paths.
+
+    Shipped files (ONNX metadata, cards) must not carry the exporter's folders.
+
+    >>> strip_local_paths({"name": "mnist", "options": {"data_root": "/home/me/data", "split": "train"}, "log": "C:/runs/x"})
+    {'name': 'mnist', 'options': {'split': 'train'}}
+    """
+    if isinstance(value, dict):
+        return {k: strip_local_paths(v) for k, v in value.items() if k != "data_root" and not is_local_path(v)}
+    if isinstance(value, list):
+        return [strip_local_paths(v) for v in value if not is_local_path(v)]
+    return value
+
+
+def is_local_path(value: Any) -> bool:
+    """Whether ``value`` is a string that names an absolute path (``/...``, ``~/...``, ``C:\\...``)."""
+    import ntpath
+    import posixpath
+
+    return isinstance(value, str) and (posixpath.isabs(value) or value.startswith("~/") or (ntpath.isabs(value) and ":" in value[:3]))

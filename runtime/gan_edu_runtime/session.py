@@ -1,7 +1,7 @@
 """onnxruntime sessions for exported generators: providers, chosen settings, the optimized-model cache.
 
 :class:`GraphSession` is one onnxruntime session of one gan-edu graph (a bank has one per
-member); :class:`~gan_edu.export.runtime.OnnxGenerator` holds them. The settings are chosen,
+member); :class:`~gan_edu_runtime.OnnxGenerator` holds them. The settings are chosen,
 not defaulted (docs/onnx.md, "Session settings", has the measurements behind them):
 
 * threads: one intra-op thread per physical core this process may use; the graph is a chain of
@@ -33,13 +33,15 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import GanEduError, check
 from .cuda_libs import cuda_start_error, preload_cuda_libraries, require_cuda_provider
+from .errors import GanEduError, check, first_line
 from .metadata import BANK_FORMAT, IMAGES_OUTPUT, LABELS_INPUT, Z_INPUT, GeneratorInfo
-from .safety import check_external_data, first_line, inside
+from .safety import check_external_data, inside, may_have_external_data
 
 #: A cached optimized model is the hidden file ``.NAME.optimized-KEY.onnx`` next to ``NAME.onnx``.
 CACHE_TAG = ".optimized-"
+#: The metadata key of a cached optimized graph that holds the SHA-256 of the model it was made from.
+SOURCE_KEY = "optimized_from_sha256"
 
 
 def default_providers() -> list[str]:
@@ -154,6 +156,11 @@ def optimized_model(path: Path, providers: Sequence[str], *, make: bool = True) 
     valid on another CPU; the session still applies the layout passes when it loads it. The file
     is written atomically; a folder that cannot be written (read-only, no permission), a model
     with external data, or any failure gives None: the caller loads the model itself.
+
+    The name is no proof: the cache carries the SHA-256 of the model it was made from in its own
+    ONNX metadata (:data:`SOURCE_KEY`, the file's last field). A cache that is a symbolic link,
+    may hold external data or does not end with this model's hash is not returned (a writer makes
+    it again); :class:`GraphSession` also compares the hash the loaded session reports.
     """
     import onnxruntime as ort
 
@@ -163,17 +170,15 @@ def optimized_model(path: Path, providers: Sequence[str], *, make: bool = True) 
         return None
     key = hashlib.sha256(data + json.dumps([ort.__version__, list(providers)]).encode()).hexdigest()[:16]
     cached = path.with_name(f".{path.stem}{CACHE_TAG}{key}.onnx")
-    if cached.is_file():
-        try:
-            if not _has_external_data(cached.read_bytes()):  # never written with any: such a file is not ours
-                return cached
-        except Exception:  # damaged (protobuf's DecodeError): made again below, or ignored by a reader
-            pass
+    stamp = source_entry(data)
+    if cached.is_file() or cached.is_symlink():
+        if _is_cache_of(cached, stamp):
+            return cached
         if not make:
             return None
         with contextlib.suppress(OSError):
             cached.unlink()
-    if not make or _has_external_data(data):
+    if not make or may_have_external_data(data):
         return None
     try:  # onnxruntime writes a temporary sibling (atomic_open's naming), then it is moved into place
         fd, tmp = tempfile.mkstemp(prefix=f".{cached.name}.", suffix=".tmp", dir=path.parent)
@@ -186,6 +191,8 @@ def optimized_model(path: Path, providers: Sequence[str], *, make: bool = True) 
         options = session_options(intra_op_num_threads=1, level="extended")
         options.optimized_model_filepath = tmp
         ort.InferenceSession(str(path), options, providers=list(providers))
+        with open(tmp, "ab") as f:  # the source's hash, inside the cache itself
+            f.write(stamp)
         os.chmod(tmp, 0o644)
         os.replace(tmp, cached)
     except Exception:  # onnxruntime's own errors, a full disk: no cache
@@ -199,11 +206,43 @@ def optimized_model(path: Path, providers: Sequence[str], *, make: bool = True) 
     return cached
 
 
-def _has_external_data(data: bytes) -> bool:
-    import onnx
+def source_hash(data: bytes) -> str:
+    """The value of :data:`SOURCE_KEY` for a model whose file holds ``data``: its SHA-256, JSON-encoded."""
+    return json.dumps(hashlib.sha256(data).hexdigest())
 
-    model = onnx.load_from_string(data)
-    return any(t.data_location == onnx.TensorProto.EXTERNAL for t in model.graph.initializer)
+
+def source_entry(data: bytes) -> bytes:
+    """The serialized ``metadata_props`` entry ``{SOURCE_KEY: source_hash(data)}``.
+
+    Protocol buffers merge a repeated field written at the end of a message into the fields
+    before it, so appending these bytes to a serialized ModelProto adds one metadata entry (no
+    onnx package needed): ModelProto.metadata_props is field 14, the entry's key field 1, its value
+    field 2, all length-delimited (wire type 2).
+    """
+    key, value = SOURCE_KEY.encode(), source_hash(data).encode()
+    entry = _field(1, key) + _field(2, value)
+    return _field(14, entry)
+
+
+def _field(number: int, payload: bytes) -> bytes:
+    """One length-delimited protobuf field: tag, varint length, bytes."""
+    out, n = bytearray([number << 3 | 2]), len(payload)
+    while True:  # varint: 7 bits per byte, high bit set on all but the last
+        out.append((n & 0x7F) | (0x80 if n > 0x7F else 0))
+        n >>= 7
+        if not n:
+            return bytes(out) + payload
+
+
+def _is_cache_of(cached: Path, stamp: bytes) -> bool:
+    """Whether ``cached`` is a regular file, with no external data, ending with the source entry ``stamp``."""
+    if cached.is_symlink() or not cached.is_file():
+        return False
+    try:
+        data = cached.read_bytes()
+    except OSError:
+        return False
+    return data.endswith(stamp) and not may_have_external_data(data)
 
 
 def cuda_failed(path: Path) -> bool:
@@ -231,26 +270,8 @@ class GraphSession:
         import onnxruntime as ort
 
         options = session_options(intra_op_num_threads=intra_op_num_threads)
-        wants_cuda = "CUDAExecutionProvider" in providers
-        if wants_cuda:
-            require_cuda_provider()  # the nvidia wheels' libraries loaded, or one line naming the missing one
-        source = (optimized_model(path, providers, make=False) if cache else None) or path
-        self.session, self.optimized_path = None, None  # optimized_path: the cached graph really loaded
-        no_fallback = {"enable_fallback": 0} if wants_cuda else {}  # CUDA asked for: its error, not a quiet retry on the CPU
-        for candidate in dict.fromkeys([source, path]):  # a cached file that fails to load: the model itself
-            try:
-                self.session = ort.InferenceSession(str(candidate), options, providers=providers, **no_fallback)
-            except Exception as e:  # onnxruntime raises its own exception types (Fail, InvalidGraph, ...)
-                error = e
-                continue
-            self.optimized_path = candidate if candidate != path else None
-            break
-        if self.session is None:
-            if wants_cuda and cuda_failed(path):
-                raise GanEduError(cuda_start_error(str(error)))
-            raise GanEduError(f"{path}: onnxruntime cannot load it ({first_line(error)}); expected an exported gan-edu generator")
-        if wants_cuda and "CUDAExecutionProvider" not in self.session.get_providers():
-            raise GanEduError(cuda_start_error())  # onnxruntime fell back to the CPU: the caller asked for CUDA
+from .cuda_libs import cuda_start_error, preload_cuda_libraries, require_cuda_provider
+from .errors import GanEduError, check, first_line
         self.info = GeneratorInfo.from_props(self.session.get_modelmeta().custom_metadata_map, str(path))
         self.providers = self.session.get_providers()
         self.on_cuda = self.providers[0] == "CUDAExecutionProvider"
