@@ -211,7 +211,7 @@ def require_cuda_provider() -> None:
     Called before a session that asks for ``CUDAExecutionProvider``: onnxruntime itself would log
     a few lines and quietly run the session on the CPU.
     """
-    from ..errors import GanEduError
+    from .errors import GanEduError
 
     preload_cuda_libraries()
     problem = cuda_load_error()

@@ -270,8 +270,26 @@ class GraphSession:
         import onnxruntime as ort
 
         options = session_options(intra_op_num_threads=intra_op_num_threads)
-from .cuda_libs import cuda_start_error, preload_cuda_libraries, require_cuda_provider
-from .errors import GanEduError, check, first_line
+        wants_cuda = "CUDAExecutionProvider" in providers
+        if wants_cuda:
+            require_cuda_provider()  # the nvidia wheels' libraries loaded, or one line naming the missing one
+        no_fallback = {"enable_fallback": 0} if wants_cuda else {}  # CUDA asked for: its error, not a quiet retry on the CPU
+        cached = optimized_model(path, providers, make=False) if cache else None
+        self.session, self.optimized_path = None, None  # optimized_path: the cached graph really loaded
+        if cached is not None:
+            with contextlib.suppress(Exception):  # a cache onnxruntime cannot load: the model itself
+                session = ort.InferenceSession(str(cached), options, providers=providers, **no_fallback)
+                if session.get_modelmeta().custom_metadata_map.get(SOURCE_KEY) == source_hash(path.read_bytes()):
+                    self.session, self.optimized_path = session, cached  # made from this very model
+        if self.session is None:  # no cache, or one made from another model: optimized in memory
+            try:
+                self.session = ort.InferenceSession(str(path), options, providers=providers, **no_fallback)
+            except Exception as e:  # onnxruntime raises its own exception types (Fail, InvalidGraph, ...)
+                if wants_cuda and cuda_failed(path):
+                    raise GanEduError(cuda_start_error(str(e))) from None
+                raise GanEduError(f"{path}: not an ONNX model onnxruntime can load ({first_line(e)}); expected an exported gan-edu generator") from None
+        if wants_cuda and "CUDAExecutionProvider" not in self.session.get_providers():
+            raise GanEduError(cuda_start_error())  # onnxruntime fell back to the CPU: the caller asked for CUDA
         self.info = GeneratorInfo.from_props(self.session.get_modelmeta().custom_metadata_map, str(path))
         self.providers = self.session.get_providers()
         self.on_cuda = self.providers[0] == "CUDAExecutionProvider"
