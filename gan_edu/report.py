@@ -78,7 +78,8 @@ def measure(c: torch.nn.Module, c_prime: torch.nn.Module, train: ImageDataset, e
             "synthetic": colour_statistics(pool.images.numpy(), pool.labels.numpy(), k),
             "real": colour_statistics(train.images[: len(pool)].numpy(), train.labels[: len(pool)].numpy(), k),
         },
-        "confusion": {"c": cm_c.tolist(), "c_prime": cm_cp.tolist()},
+        "confusion": {"c": cm_c.tolist(), "c_prime": cm_cp.tolist(),
+                      "gan_test": confusion_matrix(pred_synth, pool.labels.numpy(), k).tolist()},  # rows: the class asked for; columns: c's judgement
         "frechet_images": n_fd,
     }
 

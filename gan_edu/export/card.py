@@ -74,22 +74,51 @@ def write_picture(generator: OnnxGenerator, path: Path) -> Path:
     return path
 
 
-def quality_note(per_class: list[dict[str, Any]]) -> str:
-    """The card's words on quality, made from its own per-class GAN-test numbers (nothing else).
+def quality_note(per_class: list[dict[str, Any]], confusions: list[dict[str, Any]] = ()) -> str:  # type: ignore[assignment]
+    """The card's words on quality, made from its own per-class numbers (nothing else): GAN-test,
+    the largest GAN-test confusions, and recall where the report has it.
 
     >>> quality_note([{"class": "a", "gan_test": 0.9}, {"class": "b", "gan_test": 0.2}])
     'GAN-test per class (the share of images drawn for a class that c judges to be it), weakest first: b 0.200, a 0.900. Below 0.5 (mostly judged another class): b. At 0.9 or above: a.'
+    >>> quality_note([{"class": "5", "gan_test": 0.9, "recall": 0.8}], [{"asked": "5", "judged": "6", "share": 0.077}]).split(". ", 3)[-1]
+    'Images most often drawn as another class: 5 as 6 (7.7%). Recall per class, lowest first: 5 0.800.'
     """
     rows = sorted((r for r in per_class if r.get("gan_test") is not None), key=lambda r: (r["gan_test"], str(r["class"])))
     if not rows:
         return "no per-class GAN-test in the report"
     weak = [str(r["class"]) for r in rows if r["gan_test"] < 0.5]
     strong = [str(r["class"]) for r in rows if r["gan_test"] >= 0.9]
-    return (
+    note = (
         "GAN-test per class (the share of images drawn for a class that c judges to be it), weakest first: "
         + ", ".join(f"{r['class']} {r['gan_test']:.3f}" for r in rows)
         + f". Below 0.5 (mostly judged another class): {', '.join(weak) or 'none'}. At 0.9 or above: {', '.join(strong) or 'none'}."
     )
+    if confusions:
+        note += " Images most often drawn as another class: " + ", ".join(f"{c['asked']} as {c['judged']} ({c['share']:.1%})" for c in confusions) + "."
+    recalls = sorted((r for r in per_class if r.get("recall") is not None), key=lambda r: (r["recall"], str(r["class"])))
+    if recalls:
+        note += " Recall per class, lowest first: " + ", ".join(f"{r['class']} {r['recall']:.3f}" for r in recalls) + "."
+    return note
+
+
+def largest_confusions(report: dict[str, Any], n: int = 3) -> list[dict[str, Any]]:
+    """The ``n`` largest off-diagonal shares of the report's GAN-test confusion matrix: images drawn
+    for class ``asked`` that c judges to be class ``judged``; [] for a report without the matrix."""
+    cm = (report.get("confusion") or {}).get("gan_test")
+    names = [r["class"] for r in report.get("per_class") or []]
+    if not cm or len(cm) != len(names):
+        return []
+    cells = [(row[j] / max(1, sum(row)), i, j) for i, row in enumerate(cm) for j in range(len(row)) if i != j and row[j]]
+    return [{"asked": names[i], "judged": names[j], "share": round(share, 4)} for share, i, j in sorted(cells, reverse=True)[:n]]
+
+
+def reference_metrics(report: dict[str, Any]) -> dict[str, Any] | None:
+    """The report's second classifier pair (reference project 000's recipe), as the card keeps it; None when not run."""
+    ref = report.get("reference")
+    if not ref:
+        return None
+    return {"classifier": ref["classifier"], "recipe": ref["recipe"], "c_accuracy": ref["c_accuracy"], "c_prime_accuracy": ref["c_prime_accuracy"],
+            "per_class": [{"class": r["class"], "c": r["c"], "c_prime": r["c_prime"]} for r in ref["per_class"]]}
 
 
 def ship_model(source: Path, target: Path) -> None:
@@ -187,7 +216,9 @@ def make_card(
             "steps": training.get("steps"),
             "epochs": training.get("epochs"),
             "batch_size": training.get("batch_size"),
-            "optimizer": f"Adam lr_g={training.get('lr_g')} lr_d={training.get('lr_d')}",
+            "optimizer": f"Adam lr_g={training.get('lr_g')} lr_d={training.get('lr_d')}"
+                         + (f" betas=({training.get('beta1')}, {training.get('beta2')})" if training.get("beta1") is not None else ""),
+            "trainer": training.get("trainer_class") or settings.get("trainer", "GANTrainer"),
             "seed": training.get("seed"),
             "hardware": machine or where,
             "wall_time_s": (report.get("timings") or {}).get("gan_s"),
@@ -202,14 +233,22 @@ def make_card(
             "frechet_distance": report.get("frechet_distance"),
             "eval_split": report.get("eval_split"),
             "sizes": report.get("sizes"),
-            "per_class": [{key: r[key] for key in ("class", "c", "c_prime", "gan_test") if key in r} for r in report.get("per_class") or []],
+            "precision": report.get("precision"),
+            "recall": report.get("recall"),
+            "per_class": [{key: r[key] for key in ("class", "c", "c_prime", "gan_test", "precision", "recall") if r.get(key) is not None}
+                          for r in report.get("per_class") or []],
+            "gan_test_confusions": largest_confusions(report),
+            "reference_recipe": reference_metrics(report),
             "how": (
                 "c: a classifier trained on the real training images; c': the same recipe trained only on images sampled from this "
                 "file; both scored on the real evaluation split. GAN-test: c's accuracy on the sampled images (is each the class asked "
-                "for?). Frechet distance between c's features of real and sampled images (not Inception FID: compare within gan-edu only)."
+                "for?). Frechet distance between c's features of real and sampled images (not Inception FID: compare within gan-edu only). "
+                "Precision / recall (Kynkaanniemi et al. 2019) in c's features: the share of sampled images inside the real images' "
+                "k-NN manifold, and of real images inside the sampled ones'. reference_recipe: c and c' again with reference project "
+                "000's classifier and a plain recipe, so that c' is not one recipe's artefact."
             ),
         },
-        "quality_note": quality_note(report.get("per_class") or []),
+        "quality_note": quality_note(report.get("per_class") or [], largest_confusions(report)),
         "how_to_run": {
             "install": INSTALL,
             "python": f"from gan_edu_runtime import OnnxGenerator; OnnxGenerator('exported/{target.name}').sample(16{', labels=[3] * 16' if k else ''}, seed=0)",

@@ -377,5 +377,8 @@ def _run_facts(run_dir: Path) -> dict[str, Any]:
         "seed": trainer.get("seed"),
         "lr_g": trainer.get("lr_g"),
         "lr_d": trainer.get("lr_d"),
+        "beta1": trainer.get("beta1"),
+        "beta2": trainer.get("beta2"),
+        "trainer_class": cfg.get("trainer_class"),
     }
     return {"data": cfg.get("data"), "training": training}
