@@ -144,8 +144,10 @@ class PipelineConfig:
         return self.flip if self.flip is not None else self.dataset == "cifar10"
 
     def reference_trainer_config(self) -> ClassifierTrainerConfig:
-        """The plain recipe of the second pair of classifiers (:data:`REFERENCE_RECIPE`), with the experiment-wide options."""
-        return dataclasses.replace(REFERENCE_RECIPE, epochs=self.reference_epochs, **self.experiment_wide())
+        """The plain recipe of the second pair of classifiers (:data:`REFERENCE_RECIPE`), with the experiment-wide
+        options and the classifier stage's budgets (``max_steps``, ``max_seconds``)."""
+        budgets = {"max_steps": self.classifier.max_steps, "max_seconds": self.classifier.max_seconds}
+        return dataclasses.replace(REFERENCE_RECIPE, epochs=self.reference_epochs, **budgets, **self.experiment_wide())
 
     def model_options(self) -> dict[str, Any]:
         options: dict[str, Any] = {k: v for k, v in (("g_channels", self.g_channels), ("d_channels", self.d_channels)) if v is not None}

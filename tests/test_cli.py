@@ -35,7 +35,7 @@ def test_quickstart_smoke(tmp_path, capsys):
     for name in ("gan/samples.png", "gan/losses.png", "summary.md", "report.json", "generator.onnx", "samples_per_class.png"):
         assert (tmp_path / "q" / name).is_file(), name
     summary = (tmp_path / "q" / "summary.md").read_text()
-    assert "circle" in summary and "c'" in summary
+    assert "circle" in summary and "c'" in summary and "reference recipe" in summary and "recall" in summary
 
 
 @pytest.mark.parametrize(

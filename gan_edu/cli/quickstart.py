@@ -35,6 +35,7 @@ QUICKSTART = PipelineConfig(
     classifier_model="vgg",
     classifier_width=16,
     classifier=ClassifierTrainerConfig(epochs=2, lr=0.05),
+    reference_epochs=1,  # the second pair (reference project 000's classifier, plain recipe): one epoch keeps the run within minutes
 )
 
 
@@ -47,6 +48,15 @@ def register(sub: Any) -> None:
     p.add_argument("--seed", type=non_negative_int, default=0, help="seed of weights, noise and data order (default 0)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
+
+
+def reference_rows(report: dict[str, Any]) -> str:
+    """The summary's rows for c and c' of the reference recipe (reference project 000's classifier, trained plainly)."""
+    ref = report.get("reference")
+    if not ref:
+        return ""
+    return (f"| c, reference recipe ({ref['classifier']}, plain) | real images | {ref['c_accuracy']:.3f} |\n"
+            f"| c', reference recipe | synthetic images | {ref['c_prime_accuracy']:.3f} |\n")
 
 
 def free_run_dir(base: Path) -> Path:
@@ -85,8 +95,10 @@ synthetic images, and two classifiers compared on {report['sizes']['evaluation']
 |---|---|---|
 | c | real images | {report['c_accuracy']:.3f} |
 | c' | synthetic images | {report['c_prime_accuracy']:.3f} |
-
-GAN-test (c on the synthetic images): {report['gan_test_accuracy']:.3f}. Wall time {wall:.0f} s on `{report['hardware']['device']}`.
+{reference_rows(report)}
+GAN-test (c on the synthetic images): {report['gan_test_accuracy']:.3f}. Precision {report['precision']:.3f} and recall
+{report['recall']:.3f} of the synthetic images in c's features (is each realistic; is every kind of real image made?).
+Wall time {wall:.0f} s on `{report['hardware']['device']}`.
 
 | file | what |
 |---|---|
