@@ -391,6 +391,7 @@ def test_bad_input_is_one_line_exit_2_and_touches_nothing(row, ws, capsys, monke
     ],
     ids=["mnist-bad-header", "labels-out-of-range"],
 )
+@pytest.mark.slow  # two gan-edu processes
 def test_a_real_process_prints_one_line_and_no_traceback(argv, names, ws):
     before = snapshot(ws)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}

@@ -55,6 +55,7 @@ def images(seed, n=12, shape=(3, 32, 32)):
     return torch.from_numpy(np.random.default_rng(seed).integers(0, 256, (n, *shape), dtype=np.uint8))
 
 
+@pytest.mark.slow  # Inception-v3 at 299x299 on the CPU: about 30 s
 def test_the_weights_file_is_loaded_and_used(weights, tmp_path):
     model, info = load_inception(weights)
     assert info == {"weights": str(weights), "standard": False}  # our random file is not the standard one
@@ -74,6 +75,7 @@ def test_the_weights_file_is_loaded_and_used(weights, tmp_path):
     assert torch.allclose(grey["2048"], inception_features(model, [a[:, :1].repeat(1, 3, 1, 1)])["2048"])
 
 
+@pytest.mark.slow  # Inception-v3 at 299x299 on the CPU: about 30 s
 def test_gan_edu_fid_on_the_shipped_generator(weights, tmp_path, capsys):
     out = tmp_path / "fid.json"
     argv = ["fid", ONNX, "--dataset", "shapes", "-n", "20", "--inception-weights", str(weights), "--batch-size", "10", "--json", str(out), "--device", "cpu"]
@@ -120,6 +122,7 @@ def test_bad_weights_files_are_one_line(tmp_path):
 
 
 
+@pytest.mark.slow  # Inception-v3 at 299x299 on the CPU: about 30 s
 def test_the_pipeline_reports_inception_fid_and_is(weights, tmp_path):
     from gan_edu.pipeline import PipelineConfig, run_pipeline
 
