@@ -10,25 +10,20 @@ import time
 from pathlib import Path
 
 import pytest
+from test_web import fake_root  # noqa: F401, F811  (the fixture)
 
 from gan_edu.cli import main
-from gan_edu.cli.serve_demo import ORT_DIST, DemoServer, is_loopback
+from gan_edu.cli.serve_demo import DemoServer, is_loopback
 from gan_edu.errors import GanEduError
 
 
 @pytest.fixture
-def root(tmp_path: Path) -> Path:
-    """A project folder with the demo's layout, a hidden cache file and a link to a file outside."""
-    (tmp_path / "web").mkdir()
-    (tmp_path / "web" / "index.html").write_text("<p>demo</p>")
-    (tmp_path / ORT_DIST).mkdir(parents=True)
-    (tmp_path / ORT_DIST / "ort.wasm").write_bytes(b"\0asm")
-    (tmp_path / "exported").mkdir()
-    (tmp_path / "exported" / "m.json").write_text("{}")
-    (tmp_path / "exported" / ".m.optimized-abc.onnx").write_bytes(b"a hidden cache")
-    (tmp_path / "secret.txt").write_text("not served")
-    (tmp_path / "exported" / "link.json").symlink_to(tmp_path / "secret.txt")
-    return tmp_path
+def root(fake_root: Path) -> Path:  # noqa: F811
+    """test_web's project folder (web/, exported/m.json, onnxruntime-web, secret.txt beside them),
+    with a hidden cache file and a link to the file outside."""
+    (fake_root / "exported" / ".m.optimized-abc.onnx").write_bytes(b"a hidden cache")
+    (fake_root / "exported" / "link.json").symlink_to(fake_root / "secret.txt")
+    return fake_root
 
 
 @pytest.fixture
