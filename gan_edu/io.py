@@ -66,3 +66,31 @@ def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> None:
     with atomic_open(path, "w") as f:
         json.dump(obj, f, indent=2, sort_keys=True)
         f.write("\n")
+
+
+def canonical_safetensors(data: bytes) -> bytes:
+    """``data`` (a safetensors file) with its JSON header's keys in sorted order, so that the same
+    tensors and metadata always give the same bytes (the writer puts the metadata's keys in a
+    random order each process: two identical runs gave files of different sha256).
+
+    The header keeps its length (its padding to 8 bytes included), so the tensors' bytes and
+    offsets are untouched. ``data`` that does not parse is returned as it is.
+
+    >>> from safetensors.torch import save, load
+    >>> import torch
+    >>> a = canonical_safetensors(save({"w": torch.ones(2)}, metadata={"b": "1", "a": "2", "format": "pt"}))
+    >>> a[8:60]
+    b'{"__metadata__":{"a":"2","b":"1","format":"pt"},"w":'
+    >>> load(a)["w"].tolist()
+    [1.0, 1.0]
+    """
+    try:
+        n = int.from_bytes(data[:8], "little")
+        header = json.loads(data[8 : 8 + n])
+    except (ValueError, UnicodeDecodeError):
+        return data
+    text = json.dumps(header, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    if len(text) > n:
+        return data
+    return data[:8] + text + b" " * (n - len(text)) + data[8 + n :]
+

@@ -33,6 +33,7 @@ from gan_edu.models import Generator, build_gan
 from gan_edu.pipeline import PipelineConfig
 from gan_edu.training import GANTrainerConfig, load_checkpoint
 from gan_edu.training.classifier_trainer import ClassifierTrainerConfig
+from gan_edu.training.registry import get_trainer_class
 from gan_edu.training.runs import new_gan_run, resume_gan_run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -100,6 +101,7 @@ def ws(tmp_path_factory) -> Path:
     evil = {"format": "gan-edu-checkpoint", "payload": MakesAMarker(ws / "pwned")}
     broken_run("run-malicious", lambda d: torch.save(evil, d / ckpt))
     broken_run("run-system", lambda d: torch.save({"format": "gan-edu-checkpoint", "payload": CallsSystem(f"touch {ws}/pwned-system")}, d / ckpt))
+    broken_run("run-text-checkpoint", lambda d: (d / ckpt).write_text("hello, this is a text file\n"))  # torch's unpickler: KeyError
     broken_run("run-badconfig", lambda d: (d / "config.json").write_text("{ not json"))
     broken_run("run-badweights", lambda d: (d / "generator" / "model.safetensors").write_bytes(b"\x08\x00\x00"))
     def edit_json(path: Path, **changes) -> None:
@@ -136,7 +138,23 @@ def ws(tmp_path_factory) -> Path:
     )
     save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=9), str(ws / "plain.onnx"))  # valid ONNX, not ours
     (ws / "text.onnx").write_text("hello, not a model")
+    (ws / "deep.json").write_text("[" * 5000 + "]" * 5000)  # beyond the parser's recursion
+    (ws / "deep.toml").write_text("a = " + "[" * 3000 + "]" * 3000 + "\n")
+    (ws / "deep-tables.toml").write_text("gan." * 3000 + "epochs = 1\n")  # parsed, but 3,000 tables deep
+    site = ws / "site"  # an installed package whose entry point names a module it does not ship
+    (site / "broken_trainers-1.0.dist-info").mkdir(parents=True)
+    (site / "broken_trainers-1.0.dist-info" / "METADATA").write_text("Metadata-Version: 2.1\nName: broken-trainers\nVersion: 1.0\n")
+    (site / "broken_trainers-1.0.dist-info" / "entry_points.txt").write_text("[gan_edu.trainers]\nBrokenGANTrainer = no_such_module:BrokenGANTrainer\n")
     return ws
+
+
+def with_site(ws: Path, call: Callable[[], object]) -> object:
+    """``call()`` with ``ws/site`` (an installed package) on ``sys.path``."""
+    sys.path.insert(0, str(ws / "site"))
+    try:
+        return call()
+    finally:
+        sys.path.remove(str(ws / "site"))
 
 
 @dataclass(frozen=True)
@@ -183,6 +201,8 @@ ROWS = [
         "run-system/checkpoints/last.pt: refused: the file asks to run code (posix.system)", "expected a complete checkpoint"),
     Row("checkpoint-of-another-model", ["train", "--resume", "{ws}/run-other"],
         "weights of another model for DCGANGenerator", "expected ("),
+    Row("checkpoint-text-file", ["train", "--resume", "{ws}/run-text-checkpoint"],
+        "run-text-checkpoint/checkpoints/last.pt: truncated or corrupt checkpoint (not a torch file", "expected a complete checkpoint"),
     Row("run-config-corrupt", ["train", "--resume", "{ws}/run-badconfig"],
         "run-badconfig/config.json: corrupt run config", "expected the config.json gan-edu train wrote"),
     Row("resume-not-a-run", ["train", "--resume", "{ws}/empty"], "empty: not a gan-edu run folder", "(no config.json)"),
@@ -250,6 +270,18 @@ ROWS = [
         "-o {ws}/empty: is a folder", "expected a file name"),
     Row("provider-unknown", ["sample", "{ws}/g.onnx", "-n", "2", "--provider", "FastestExecutionProvider", "-o", "{ws}/grid.png"],
         "provider 'FastestExecutionProvider'", "expected one of"),
+    # -- fid --------------------------------------------------------------------------------------
+    Row("inception-weights-text-file", ["fid", "{ws}/g.onnx", "--dataset", "shapes", "-n", "4", "--inception-weights", "{ws}/file", "--device", "cpu"],
+        "{ws}/file: truncated or corrupt Inception weights file (not a torch file", "expected --inception-weights PATH to"),
+    # -- --config files ---------------------------------------------------------------------------
+    Row("config-json-nested-5000-deep", ["train", "--config", "{ws}/deep.json", "--out", "{ws}/new"],
+        "--config {ws}/deep.json: nested too deeply to read", "expected at most 4 levels of tables"),
+    Row("config-toml-nested-3000-deep", ["pipeline", "--config", "{ws}/deep.toml", "--out", "{ws}/new-exp"],
+        "--config {ws}/deep.toml: nested too deeply to read", "expected at most 4 levels of tables"),
+    Row("config-toml-3000-tables", ["pipeline", "--config", "{ws}/deep-tables.toml", "--out", "{ws}/new-exp"],
+        "--config {ws}/deep-tables.toml: nested more than 4 levels deep", "expected at most 4 levels of tables"),
+    # -- serve-demo -------------------------------------------------------------------------------
+    Row("serve-demo-port-out-of-range", ["serve-demo", "--port", "99999"], "--port: 99999 is not a port", "expected a port in [0, 65535]"),
     # -- nonsense flag values ---------------------------------------------------------------------
     Row("epochs-not-an-int", ["train", "--epochs", "two"], "--epochs: 'two' is not an int", "expected a positive int"),
     Row("seed-negative", ["quickstart", "--seed", "-1"], "--seed: -1 is negative", "expected an int >= 0"),
@@ -298,6 +330,9 @@ ROWS = [
     Row("api-pipeline-synthetic-fewer-than-a-batch", lambda ws: PipelineConfig(synthetic_images=10, classifier=ClassifierTrainerConfig(batch_size=32)),
         "synthetic_images=10: fewer than classifier.batch_size=32", "expected at least one batch"),
     Row("api-trainer-batch-zero", lambda ws: GANTrainerConfig(batch_size=0), "batch_size=0", "expected a positive int"),
+    Row("api-trainer-entry-point-module-missing", lambda ws: with_site(ws, lambda: get_trainer_class("BrokenGANTrainer")),
+        "entry point BrokenGANTrainer = no_such_module:BrokenGANTrainer (group gan_edu.trainers): cannot be loaded (ModuleNotFoundError",
+        "expected an importable GANTrainer subclass"),
 ]
 
 
@@ -356,6 +391,7 @@ def test_bad_input_is_one_line_exit_2_and_touches_nothing(row, ws, capsys, monke
     ],
     ids=["mnist-bad-header", "labels-out-of-range"],
 )
+@pytest.mark.slow  # two gan-edu processes
 def test_a_real_process_prints_one_line_and_no_traceback(argv, names, ws):
     before = snapshot(ws)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}

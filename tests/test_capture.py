@@ -50,6 +50,35 @@ def test_a_host_read_in_a_recorded_step_is_refused():
         step(x, x)
 
 
+@pytest.mark.parametrize(
+    ("body", "refusal"),
+    [
+        (lambda a: a * a.sum().item(), "reads a tensor's value on the host"),
+        (lambda a: a * float(a.sum()), "reads a tensor's value on the host"),
+        (lambda a: a * 2 if bool(a.sum() > 0) else a, "reads a tensor's value on the host"),
+        (lambda a: (a * 2).cpu(), r"cpu\(\) in a captured step copies to the host"),
+        (lambda a: torch.as_tensor((a * 2).numpy()), r"numpy\(\) in a captured step copies to the host"),
+        (lambda a: a * len((a > 0).tolist()), r"tolist\(\) in a captured step copies to the host"),
+        (lambda a: (torch.cuda.synchronize(), a * 2)[1], r"synchronize\(\) in a captured step"),
+        (lambda a: a[a.nonzero()[:, 0]], "reads a tensor's value on the host"),
+        (lambda a: a[a > 1].sum() * a, "size depends on the values"),
+        (lambda a: torch.unique(a).sum() * a, "size depends on the values"),
+        (lambda a: a.repeat_interleave(a.long()).sum() * a, "size depends on the values"),
+    ],
+    ids=["item", "float", "bool", "cpu", "numpy", "tolist", "cuda-synchronize", "nonzero", "mask-index", "unique", "repeat-interleave"],
+)
+def test_the_rehearsal_refuses_what_cuda_capture_refuses(body, refusal):
+    """Each of these runs on a CPU tensor at no cost, but under CUDA capture it is a device-to-host
+    copy, a synchronisation or an output sized by values: the rehearsal must refuse it as capture would."""
+    x = torch.tensor([1.0, 2.0, 3.0])
+    step = capture.CapturedStep(lambda a, b: {"v": body(a)}, backend="rehearsal", warmup=0)
+    with pytest.raises(capture.CaptureError, match=refusal):
+        step(x, x)
+    assert x.cpu() is x and x.tolist() == [1.0, 2.0, 3.0]  # refused while recording only: the methods are back
+    fine = capture.CapturedStep(lambda a, b: {"v": torch.where(a > 1, a, 0.0).sum() + a.masked_fill(a > 2, 0).sum()}, backend="rehearsal", warmup=0)
+    assert float(fine(x, x)["v"]) == 5.0 + 3.0  # the fixed-shape ways to say the same are recorded
+
+
 def test_python_numbers_are_frozen_and_generators_advance():
     calls = {"n": 0}
     gen = torch.Generator().manual_seed(0)

@@ -11,7 +11,13 @@ from torch import nn
 from gan_edu.data import load_dataset
 from gan_edu.errors import GanEduError
 from gan_edu.metrics import per_class_precision_recall, precision_recall
-from gan_edu.models import CBNGenerator, ConditionalBatchNorm2d, DCGANConfig, SNProjectionDiscriminator, build_gan
+from gan_edu.models import (
+    CBNGenerator,
+    ConditionalBatchNorm2d,
+    DCGANConfig,
+    SNProjectionDiscriminator,
+    build_gan,
+)
 from gan_edu.training import ACGANTrainer, ACGANTrainerConfig, GANTrainer, GANTrainerConfig
 from gan_edu.training.pictures import snapshot_dirs
 from gan_edu.training.runs import new_gan_run, resume_gan_run

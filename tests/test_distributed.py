@@ -95,6 +95,7 @@ def assert_close(a, b, keys=None, atol=1e-5):
         assert torch.allclose(a[k].float(), b[k].float(), atol=atol, rtol=1e-4), (k, (a[k].float() - b[k].float()).abs().max())
 
 
+@pytest.mark.slow  # two torchrun ranks (module fixture)
 def test_two_ranks_with_sync_batchnorm_equal_one_process(two_ranks, one_process):
     rank0, rank1 = (torch.load(two_ranks / f"sync-True-rank{r}.pt") for r in (0, 1))
     for k in rank0:
@@ -107,6 +108,7 @@ def test_two_ranks_with_sync_batchnorm_equal_one_process(two_ranks, one_process)
     assert load_checkpoint(two_ranks / "sync-True/checkpoints/last.pt")["step"] == 4
 
 
+@pytest.mark.slow  # two torchrun ranks
 def test_two_ranks_without_sync_batchnorm_agree_but_differ_from_one_process(two_ranks, one_process):
     rank0, rank1 = (torch.load(two_ranks / f"sync-False-rank{r}.pt") for r in (0, 1))
     params = [k for k in rank0 if is_param(k)]
@@ -116,6 +118,7 @@ def test_two_ranks_without_sync_batchnorm_agree_but_differ_from_one_process(two_
     assert diff > 1e-4  # batch statistics of 8 images per rank, not of 16
 
 
+@pytest.mark.slow  # two torchrun ranks
 def test_only_rank_zero_writes_and_metrics_are_averaged_over_ranks(two_ranks):
     run = two_ranks / "sync-True"
     config = json.loads((run / "config.json").read_text())
@@ -125,6 +128,7 @@ def test_only_rank_zero_writes_and_metrics_are_averaged_over_ranks(two_ranks):
     assert (run / "samples.png").is_file() and (run / "generator/model.safetensors").is_file()
 
 
+@pytest.mark.slow  # torchrun, two processes
 def test_torchrun_runs_the_same_command(tmp_path):
     """``torchrun --nproc_per_node 2 -m gan_edu train``: one run folder, one printed summary."""
     out = tmp_path / "run"

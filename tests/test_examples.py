@@ -83,6 +83,7 @@ def test_custom_loss(tmp_path, capsys):
     assert json.loads((tmp_path / "run" / "config.json").read_text())["loss"]["name"] == "least-squares-pearson"
 
 
+@pytest.mark.slow  # a training, an export and a second Python process
 def test_export_and_sample(tmp_path):
     data = load_dataset("shapes", n=32)
     trainer = new_gan_run("cdcgan", data, config=GANTrainerConfig(max_steps=1, batch_size=16, progress=False), out_dir=tmp_path / "run", g_channels=4, d_channels=4, embed_dim=4)
@@ -103,6 +104,7 @@ def test_export_and_sample_of_a_missing_run(tmp_path, capsys):
     assert "nothing" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # the whole c vs c' experiment
 def test_pipeline(tmp_path, capsys):
     args = ["--images", "160", "--gan-max-steps", "1", "--width", "4", "--classifier-max-steps", "1", "--classifier-width", "4", "--out", str(tmp_path / "p")]
     assert load_example("pipeline").main(args) == 0

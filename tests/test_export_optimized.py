@@ -162,12 +162,13 @@ def test_session_settings_and_batch_size_tuning(tmp_path):
 
 
 # -- fp16 and int8 variants -------------------------------------------------------------------------------
+@pytest.mark.parametrize("dynamic_batch", [True, False], ids=["dynamic", "static-batch"])
 @pytest.mark.parametrize("variant", ["fp16", "int8"])
-def test_variant_export_writes_the_file_and_its_quality_cost(tmp_path, variant):
+def test_variant_export_writes_the_file_and_its_quality_cost(tmp_path, variant, dynamic_batch):
     g = tiny_generator()
-    fp32 = export_generator(g, tmp_path / "g.onnx")
+    fp32 = export_generator(g, tmp_path / "g.onnx", dynamic_batch=dynamic_batch)
     kwargs = {"precision": "fp16"} if variant == "fp16" else {"quantize": "int8"}
-    path = export_generator(g, tmp_path / f"g_{variant}.onnx", **kwargs)
+    path = export_generator(g, tmp_path / f"g_{variant}.onnx", dynamic_batch=dynamic_batch, **kwargs)  # a fixed batch of 1: fed one image at a time
     record = json.loads((tmp_path / f"g_{variant}.quality.json").read_text())
     assert record["variant"] == variant and record["within_bounds"] and record["exceeded"] == []
     cost = record["cost"]

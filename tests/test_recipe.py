@@ -122,6 +122,63 @@ def test_diffaugment_does_the_same_kind_of_transform_to_real_and_fake():
         assert coloured.shape == batch.shape and not torch.equal(coloured, batch)
 
 
+def test_every_image_d_sees_in_both_steps_went_through_diffaugment(tiny_shapes):
+    """D's step (real and fake) and G's step (fake): each call of D gets an output of DiffAugment,
+    never the raw batch (a G step that skipped the augmentation trained G against a D it never met)."""
+    t = new_gan_run("cdcgan", tiny_shapes, config=_cfg(epochs=1, max_steps=2, ema=False), **TINY)
+    augmented, seen = [], []
+
+    class Spy:  # the trainer's DiffAugment, recording what it returns
+        def __init__(self, inner):
+            self.inner, self.generator = inner, inner.generator
+
+        def __bool__(self):
+            return bool(self.inner)
+
+        def __call__(self, images):
+            out = self.inner(images)
+            augmented.append(out.detach().clone())
+            return out
+
+    t.augment = Spy(t.augment)
+    hook = t.discriminator.register_forward_pre_hook(lambda module, args: seen.append(args[0].detach().clone()))
+    try:
+        t.fit(tiny_shapes)
+    finally:
+        hook.remove()
+    assert len(seen) == 3 * 2  # per step: real and fake in D's step, fake in G's step
+    for images in seen:
+        assert any(a.shape == images.shape and torch.equal(a.to(images.dtype), images) for a in augmented), "D saw a batch DiffAugment never made"
+
+
+def test_the_average_follows_g_after_every_g_update_by_the_formula(tiny_shapes):
+    """EMA in the trainer: after each step the average is the warmed-up lerp towards G's new weights."""
+    from gan_edu.training.callbacks import Callback
+
+    weights = []
+
+    class Record(Callback):
+        def on_fit_start(self, trainer):
+            weights.append({k: v.detach().clone() for k, v in trainer.generator.state_dict().items()})
+
+        def on_log(self, trainer, record):
+            if record.get("kind") == "step":
+                weights.append({k: v.detach().clone() for k, v in trainer.generator.state_dict().items()})
+
+    t = new_gan_run("cdcgan", tiny_shapes, config=_cfg(epochs=1, max_steps=4, log_every=1, diffaugment="", ema_decay=0.5), **TINY)
+    t.callbacks.append(Record())
+    t.fit(tiny_shapes)
+    assert len(weights) == 5 and t.ema.updates == 4
+    expected = dict(weights[0])
+    for n, g in enumerate(weights[1:]):
+        d = ema_decay(0.5, n)
+        expected = {k: d * expected[k] + (1 - d) * g[k] if g[k].is_floating_point() else g[k] for k in g}
+    got = t.ema.module.state_dict()
+    for k, v in expected.items():
+        assert torch.allclose(got[k], v, rtol=1e-5, atol=1e-6), k
+    assert not torch.allclose(got["main.0.weight"], weights[-1]["main.0.weight"])  # an average, not G itself
+
+
 # -- the trainer with every switch: config, resume ----------------------------------------------
 def _cfg(**kw):
     return GANTrainerConfig(**{"batch_size": 16, "log_every": 2, "progress": False, "diffaugment": "translation,cutout,color", **kw})

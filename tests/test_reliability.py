@@ -39,6 +39,7 @@ def wait_for(predicate, timeout=120.0):
     return False
 
 
+@pytest.mark.slow  # a real training process, signalled
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_signal_finishes_the_step_writes_a_checkpoint_and_says_how_to_resume(tmp_path, sig):
     run = tmp_path / "run"
@@ -85,6 +86,7 @@ SLOW_WRITE = textwrap.dedent(
 )
 
 
+@pytest.mark.slow  # a real training process, killed
 @pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc to find which file is being written")
 def test_kill_9_during_a_checkpoint_write_keeps_the_previous_checkpoint(tmp_path):
     run = tmp_path / "run"
@@ -112,6 +114,7 @@ def test_kill_9_during_a_checkpoint_write_keeps_the_previous_checkpoint(tmp_path
     assert not list(run.rglob(".*.tmp"))
 
 
+@pytest.mark.slow  # real training processes, killed and resumed
 def test_kill_9_at_random_moments_never_leaves_a_corrupt_checkpoint(tmp_path):
     run = tmp_path / "run"
     args = [sys.executable, "-m", "gan_edu", "train", "--out", str(run), "--epochs", "1000", "--checkpoint-every", "1", *TINY]
@@ -249,6 +252,7 @@ class CrashAtFirstEpochEnd(Callback):
         raise Crash
 
 
+@pytest.mark.slow  # a real training process, killed
 def test_a_kill_between_a_step_checkpoint_and_the_epoch_end_leaves_a_consistent_history(tmp_path):
     """With --checkpoint-every equal to the batches per epoch, the last batch of an epoch is
     checkpointed (step 2, epoch 0), then the epoch-end record is logged, then the epoch-end
@@ -387,6 +391,7 @@ def test_overwrite_replaces_a_run_of_gan_edu_files_and_refuses_one_holding_a_use
 
 
 # -- honest reports -------------------------------------------------------------------------------
+@pytest.mark.slow  # a real training process, signalled
 def test_a_sigterm_in_a_classifier_run_does_not_offer_a_gan_command(tmp_path):
     """The pipeline's classifiers stop cleanly on SIGTERM like any run, but no command resumes a
     classifier run: the message says so instead of offering ``gan-edu train --resume``."""
@@ -457,6 +462,7 @@ KILL_AT = textwrap.dedent(
 )
 
 
+@pytest.mark.slow  # real training processes, killed and resumed
 def test_kill_9_after_the_kth_log_or_during_a_checkpoint_write_then_resume_is_bit_exact(tmp_path):
     """32 images, batch 16, 3 epochs: 6 steps, a log and a checkpoint after each. Killed right after
     the 2nd (an epoch's last batch, before the epoch-end record), 3rd (an epoch's first batch) and

@@ -41,6 +41,7 @@ def kernel_specs(tmp_path_factory):
     return KernelSpecManager(kernel_dirs=[str(root)], ensure_native_kernel=False)
 
 
+@pytest.mark.slow  # every notebook executed in a fresh kernel
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem[:2])
 def test_notebook_runs_in_fast_mode(path, kernel_specs, tmp_path, monkeypatch):
     monkeypatch.setenv("GAN_EDU_FAST", "1")

@@ -82,6 +82,7 @@ def test_an_objective_hook_keeps_the_penalty(tiny_shapes, registry):
     assert any(not torch.equal(a, b) for a, b in zip(params(plain).values(), params(smoothed).values()))
 
 
+@pytest.mark.slow  # torchrun, two processes per way
 def test_each_way_of_the_example_trains_under_torchrun_and_the_ranks_agree(tmp_path):
     """2 CPU processes, 8 images each: D's and G's gradients are averaged, so both ranks end with the same weights."""
     with socket.socket() as s:
@@ -176,6 +177,7 @@ def test_a_registered_class_from_the_users_file_trains_and_resumes_through_the_c
     assert torch.load(run / "checkpoints" / "last.pt", weights_only=True)["step"] == 3  # nothing trained
 
 
+@pytest.mark.slow  # three gan-edu processes
 def test_an_installed_entry_point_makes_the_class_known_to_plain_gan_edu(tmp_path):
     """A package declaring ``[project.entry-points."gan_edu.trainers"]``: ``gan-edu train --trainer`` and ``--resume`` find it."""
     site = tmp_path / "site"

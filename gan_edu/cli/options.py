@@ -150,8 +150,28 @@ def read_config_file(path: Path) -> dict[str, Any]:
             values = tomllib.loads(path.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError) as e:  # JSONDecodeError and TOMLDecodeError are ValueErrors
         raise GanEduError(f"{where}: not valid {suffix[1:].upper()} ({str(e).splitlines()[0][:120]})") from None
+    except RecursionError:  # [[[...]]] thousands deep: the parsers recurse once per level
+        raise GanEduError(f"{where}: nested too deeply to read; expected at most {MAX_CONFIG_DEPTH} levels of tables (\"gan\": {{\"epochs\": 3}})") from None
     check(isinstance(values, dict), f"{where}: a {type(values).__name__}; expected a table of option values ({{\"epochs\": 5, ...}})")
+    check(config_depth(values) <= MAX_CONFIG_DEPTH, f"{where}: nested more than {MAX_CONFIG_DEPTH} levels deep; expected at most {MAX_CONFIG_DEPTH} levels of tables (\"gan\": {{\"epochs\": 3}})")
     return values
+
+
+#: The deepest nesting an options file may have: sections hold options, an option a list at most.
+MAX_CONFIG_DEPTH = 4
+
+
+def config_depth(value: Any) -> int:
+    """How many levels of tables and lists ``value`` has (0 for a plain value), counted without recursion."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (dict, list)):
+            deepest = max(deepest, depth + 1)
+            if deepest > MAX_CONFIG_DEPTH:
+                return deepest  # already too deep: no need to walk the rest
+            stack.extend((v, depth + 1) for v in (item.values() if isinstance(item, dict) else item))
+    return deepest
 
 
 def _flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -79,10 +79,13 @@ def _quantize_int8(data: bytes, info: GeneratorInfo) -> Any:
     )
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
+    step = graph_batch(data) or CALIBRATION_BATCH_SIZE  # a graph of fixed batch 1 (--static-batch) is fed one image at a time
+
     class NoiseBatches(CalibrationDataReader):
         def __init__(self) -> None:
             rng = np.random.default_rng(CALIBRATION_SEED)
-            self.feeds = iter([noise_feed(info, CALIBRATION_BATCH_SIZE, rng) for _ in range(CALIBRATION_BATCHES)])
+            feeds = [noise_feed(info, CALIBRATION_BATCH_SIZE, rng) for _ in range(CALIBRATION_BATCHES)]
+            self.feeds = iter([{k: v[i : i + step] for k, v in f.items()} for f in feeds for i in range(0, CALIBRATION_BATCH_SIZE, step)])
 
         def get_next(self) -> dict[str, np.ndarray] | None:
             return next(self.feeds, None)
@@ -108,12 +111,21 @@ def noise_feed(info: GeneratorInfo, n: int, rng: np.random.Generator) -> dict[st
     return feed
 
 
+def graph_batch(data: bytes) -> int | None:
+    """The fixed batch size of the graph ``data`` (exported with ``dynamic_batch=False``), or None when its batch axis is dynamic."""
+    import onnx
+
+    dim = onnx.load_from_string(data).graph.input[0].type.tensor_type.shape.dim[0]
+    return dim.dim_value if dim.HasField("dim_value") else None
+
+
 def run_graph(data: bytes, feed: dict[str, np.ndarray], batch_size: int = 256) -> np.ndarray:
-    """The graph's images for ``feed`` on the CPU, in batches."""
+    """The graph's images for ``feed`` on the CPU, in batches (of the graph's own size when it is fixed)."""
     import onnxruntime as ort
 
     from .session import session_options
 
+    batch_size = graph_batch(data) or batch_size
     session = ort.InferenceSession(data, session_options(), providers=["CPUExecutionProvider"])
     n = len(feed[Z_INPUT])
     parts = [session.run([IMAGES_OUTPUT], {k: v[i : i + batch_size] for k, v in feed.items()})[0] for i in range(0, n, batch_size)]

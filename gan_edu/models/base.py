@@ -32,7 +32,7 @@ from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import is_in_torch_dispatch_mode
 
 from ..errors import GanEduError, check
-from ..io import atomic_open, atomic_write_json
+from ..io import atomic_open, atomic_write_json, canonical_safetensors
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -193,7 +193,7 @@ class GANModule(nn.Module):
         directory.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
         with atomic_open(directory / WEIGHTS_NAME, "wb") as f:
-            f.write(save(state, metadata={"format": "pt", "class": type(self).__name__}))
+            f.write(canonical_safetensors(save(state, metadata={"format": "pt", "class": type(self).__name__})))  # same weights, same bytes
         atomic_write_json(directory / CONFIG_NAME, {"class": type(self).__name__, "config": self.config.to_dict()})
         return directory
 

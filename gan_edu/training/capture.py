@@ -9,7 +9,9 @@ one call. What a replay does is fixed at capture:
   the graph), and the outputs (the step's metrics) are the same tensors each time;
 * every number that is not a tensor is frozen: a learning rate or an average's decay that changes
   from step to step must be a tensor on the device, updated by the step itself;
-* nothing may read a value back to the host (``.item()``, ``if tensor:``, ``nonzero``);
+* nothing may read a value back to the host (``.item()``, ``if tensor:``, ``.cpu()``, ``.tolist()``,
+  ``torch.cuda.synchronize()``), nor make an output whose size depends on values (``nonzero``,
+  ``x[mask]``, ``unique``);
 * random numbers come from generators registered with the graph, which advance on each replay.
 
 :class:`CapturedStep` runs a step function eagerly for a few warm-up steps (on a side stream on
@@ -18,7 +20,8 @@ CUDA, as capture requires), records it on the next and replays it from then on. 
 * ``cuda``: a ``torch.cuda.CUDAGraph`` (:class:`CudaGraph`);
 * the CPU rehearsal (:class:`Rehearsal`, for tests): every aten operation of the step is recorded
   through a ``TorchDispatchMode`` and re-run on replay with the same arguments, into the same
-  output tensors. It keeps the rules above (a host read raises, Python numbers are frozen, the
+  output tensors. It keeps the rules above (a host read or copy raises, even where the CPU copy
+  would be free, Python numbers are frozen, the
   recording run does not count as a step), so a CPU test shows whether a step can be captured and
   whether the replays give the eager step's weights.
 
@@ -29,6 +32,7 @@ runs the eager step and says why once.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, ClassVar
 
@@ -51,6 +55,20 @@ HOST_READS = frozenset(
 )
 #: Operations that make a tensor from Python data: the data would be frozen into the graph.
 HOST_DATA = frozenset(getattr(torch.ops.aten, name).default for name in ("lift_fresh", "lift_fresh_copy") if hasattr(torch.ops.aten, name))
+#: Operations whose output's size depends on the input's values (the host must read them to size
+#: the output): ``unique``, ``repeat_interleave`` by a tensor of counts, ``bincount``.
+DATA_DEPENDENT_SHAPES = frozenset(
+    getattr(getattr(torch.ops.aten, name), overload)
+    for name, overload in (("_unique", "default"), ("_unique2", "default"), ("unique_dim", "default"), ("unique_consecutive", "default"),
+                           ("repeat_interleave", "Tensor"), ("repeat_interleave", "self_Tensor"), ("bincount", "default"))
+    if hasattr(getattr(torch.ops.aten, name, None), overload)
+)
+#: Indexing that takes a boolean mask (``x[mask]``) finds the mask's True entries on the host.
+MASK_INDEXING = frozenset(op for op in (torch.ops.aten.index.Tensor, torch.ops.aten.index_put.default, torch.ops.aten.index_put_.default))
+#: Methods that copy a tensor to the host or wait for the device. On a CPU they run nothing a
+#: dispatch mode sees (the tensor already is on the host), so the rehearsal refuses them by name.
+HOST_COPIES = ((torch.Tensor, "cpu"), (torch.Tensor, "numpy"), (torch.Tensor, "tolist"), (torch.Tensor, "pin_memory"),
+               (torch.cuda, "synchronize"), (torch.cuda.Stream, "synchronize"), (torch.cuda.Event, "synchronize"))
 
 
 class CaptureError(GanEduError):
@@ -185,13 +203,32 @@ class Rehearsal:
 
 
 class _Recorder(TorchDispatchMode):
-    """Records each aten operation with its arguments; refuses host reads and Python data."""
+    """Records each aten operation with its arguments; refuses host reads, host copies,
+    synchronisation, outputs sized by values, and Python data."""
+
+    _recording = threading.local()  # set on the recording thread only: another thread's .cpu() is not the step's
 
     def __init__(self) -> None:
         super().__init__()
         self.ops: list[tuple[Any, tuple[Any, ...], dict[str, Any], list[Any] | None]] = []
         self.saved: list[tuple[torch.Tensor, torch.Tensor]] = []  # tensors written in place, as they were before
         self._seen: set[int] = set()
+        self._patched: list[tuple[Any, str, Any]] = []
+
+    def __enter__(self) -> _Recorder:
+        for owner, name in HOST_COPIES:
+            original = getattr(owner, name)
+            self._patched.append((owner, name, original))
+            setattr(owner, name, _refused_on_recording_thread(original, f"{getattr(owner, '__name__', owner)}.{name}"))
+        _Recorder._recording.active = True
+        return super().__enter__()
+
+    def __exit__(self, *exc: Any) -> None:
+        _Recorder._recording.active = False
+        for owner, name, original in reversed(self._patched):
+            setattr(owner, name, original)
+        self._patched.clear()
+        return super().__exit__(*exc)
 
     def __torch_dispatch__(self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None) -> Any:
         kwargs = kwargs or {}
@@ -199,6 +236,10 @@ class _Recorder(TorchDispatchMode):
             raise CaptureError(f"{func} in a captured step reads a tensor's value on the host: a CUDA graph cannot hold it; keep the step on the device")
         if func in HOST_DATA:
             raise CaptureError(f"{func} in a captured step makes a tensor from Python data: its value would be frozen into the graph")
+        if func in DATA_DEPENDENT_SHAPES or (func in MASK_INDEXING and any(
+                isinstance(i, torch.Tensor) and i.dtype in (torch.bool, torch.uint8) for i in (args[1] if len(args) > 1 else ()) or ())):
+            raise CaptureError(f"{func} in a captured step makes an output whose size depends on the values (the host must read them): "
+                               "a CUDA graph cannot hold it; use fixed shapes (masked_fill, torch.where)")
         schema = func._schema
         for argument, value in zip(schema.arguments, list(args) + [kwargs.get(a.name) for a in schema.arguments[len(args):]]):
             if argument.alias_info is not None and argument.alias_info.is_write:
@@ -212,6 +253,17 @@ class _Recorder(TorchDispatchMode):
         if not (aliased and not any(r.alias_info.is_write for r in schema.returns if r.alias_info is not None)):
             self.ops.append((func, args, kwargs, outs))  # views are metadata: nothing to re-run
         return result
+
+
+def _refused_on_recording_thread(original: Any, name: str) -> Any:
+    """``original``, raising :class:`CaptureError` when called on the thread that records a step."""
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        if getattr(_Recorder._recording, "active", False):
+            raise CaptureError(f"{name}() in a captured step copies to the host or waits for the device: a CUDA graph cannot hold it; keep the step on the device")
+        return original(*args, **kwargs)
+
+    return refuse
 
 
 class RecordedSteps:

@@ -82,6 +82,8 @@ def safe_torch_load(path: Path, what: str, expected: str, *, map_location: str |
         raise GanEduError(f"{path}: truncated or corrupt {what} ({reason}); expected {expected}") from None
     except (EOFError, OSError, zipfile.BadZipFile, ValueError) as e:
         raise GanEduError(f"{path}: truncated or corrupt {what} ({_first_line(e)}); expected {expected}") from None
+    except (KeyError, IndexError, TypeError) as e:  # a text file: torch's unpickler reads its letters as opcodes and memo keys
+        raise GanEduError(f"{path}: truncated or corrupt {what} (not a torch file: {type(e).__name__} {_first_line(e)}); expected {expected}") from None
 
 
 def _first_line(e: BaseException) -> str:

@@ -93,7 +93,11 @@ def get_trainer_class(trainer: type[GANTrainer] | str, *, where: str = "") -> ty
         return TRAINERS[name]
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         if ep.name == name:
-            cls = ep.load()
+            try:
+                cls = ep.load()
+            except (ImportError, AttributeError) as e:  # the package is half installed, or names a class it lacks
+                raise GanEduError(f"entry point {name} = {ep.value} (group {ENTRY_POINT_GROUP}): cannot be loaded ({type(e).__name__}: {e}); "
+                                  f"expected an importable GANTrainer subclass: reinstall the package that declares it") from None
             check(
                 isinstance(cls, type) and issubclass(cls, GANTrainer) and cls.__name__ == name,
                 f"entry point {name} = {ep.value} (group {ENTRY_POINT_GROUP}): expected a GANTrainer subclass named {name}",
