@@ -2,7 +2,7 @@
 
     python tutorials/execute.py all                   # every notebook, real settings, one after the other
     python tutorials/execute.py 01                    # one notebook (a number or a name's start)
-    python tutorials/execute.py all --note "machine loaded by a training run"
+    python tutorials/execute.py all --shared --note "a training run was going on"   # times from a busy machine
     GAN_EDU_FAST=1 python tutorials/execute.py all --no-save   # the test suite's tiny settings, nothing written
 
 Each notebook runs in a fresh kernel started with this Python, in the tutorials folder, with this
@@ -95,7 +95,7 @@ def execute(path: Path, *, timeout: int = 1800) -> tuple[object, float, dict]:
     return nb, seconds, answer
 
 
-def record(nb: object, seconds: float, answer: dict, *, note: str) -> None:
+def record(nb: object, seconds: float, answer: dict, *, note: str, shared: bool = False) -> None:
     """Write ``metadata["gan_edu"]`` and the first cell's ``**CPU time:**`` line."""
     sources = {}
     for file in answer["files"]:
@@ -113,18 +113,21 @@ def record(nb: object, seconds: float, answer: dict, *, note: str) -> None:
         "settings": "fast" if os.environ.get("GAN_EDU_FAST") == "1" else "full",
         "wall_time_s": round(seconds, 1),
         "hardware": hardware,
+        "shared_machine": shared,
         "note": note,
         "sources": sources,
     }
     first = nb.cells[0]  # type: ignore[attr-defined]
     if first.cell_type == "markdown" and TIME_LINE.search(first.source):
-        first.source = TIME_LINE.sub(time_line(seconds, hardware["cpu_count"], hardware["gpu"]), first.source, count=1)
+        first.source = TIME_LINE.sub(time_line(seconds, hardware["cpu_count"], hardware["gpu"], shared=shared), first.source, count=1)
 
 
-def time_line(seconds: float, cores: int, gpu: str | None) -> str:
-    """The first cell's line, e.g. ``**CPU time:** about 3 min on a 2-core CPU (last full run: 171 s).``"""
+def time_line(seconds: float, cores: int, gpu: str | None, *, shared: bool = False) -> str:
+    """The first cell's line, e.g. ``**CPU time:** about 3 min on a 2-core CPU (last full run: 171 s; ...).``"""
     minutes = "under a minute" if seconds < 60 else f"about {round(seconds / 60)} min"
     where = f"a {cores}-core CPU" + (f" with a {gpu}" if gpu else "")
+    if shared:
+        where += " shared with other jobs, so less on an idle one"
     return f"**CPU time:** {minutes} on {where} (last full run: {seconds:.0f} s; see the notebook's metadata)."
 
 
@@ -167,6 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("names", nargs="*", help="'all' (the default), numbers like 01 03, or notebook names")
     parser.add_argument("--no-save", action="store_true", help="run only, do not write the outputs back")
+    parser.add_argument("--shared", action="store_true", help="the machine is busy with other jobs: the first cell and the metadata say so")
     parser.add_argument("--note", default="", help="free text stored in the metadata (e.g. 'machine loaded by a training run')")
     args = parser.parse_args(argv)
     import nbformat
@@ -179,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
         nb, seconds, answer = execute(path)
         total += seconds
         if not args.no_save:
-            record(nb, seconds, answer, note=args.note)
+            record(nb, seconds, answer, note=args.note, shared=args.shared)
             compact_images(nb)
             nbformat.write(nb, path)
         print(f"{path.name}: {seconds:.0f} s", flush=True)
