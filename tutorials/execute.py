@@ -72,7 +72,7 @@ def git(*args: str) -> str:
         return ""
 
 
-def execute(path: Path, *, timeout: int = 1800) -> tuple[object, float, dict]:
+def execute(path: Path, *, timeout: int = 3600) -> tuple[object, float, dict]:
     """Execute one notebook in a fresh kernel.
 
     Returns:
@@ -170,6 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("names", nargs="*", help="'all' (the default), numbers like 01 03, or notebook names")
     parser.add_argument("--no-save", action="store_true", help="run only, do not write the outputs back")
+    parser.add_argument("--timeout", type=int, default=3600, help="seconds one cell may run (07's pipeline cell took over 1800 s on a busy 2-core machine)")
     parser.add_argument("--shared", action="store_true", help="the machine is busy with other jobs: the first cell and the metadata say so")
     parser.add_argument("--note", default="", help="free text stored in the metadata (e.g. 'machine loaded by a training run')")
     args = parser.parse_args(argv)
@@ -180,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     total = 0.0
     for path in select(args.names):
         print(f"{path.name}: running...", flush=True)
-        nb, seconds, answer = execute(path)
+        nb, seconds, answer = execute(path, timeout=args.timeout)
         total += seconds
         if not args.no_save:
             record(nb, seconds, answer, note=args.note, shared=args.shared)
