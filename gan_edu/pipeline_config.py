@@ -146,7 +146,8 @@ class PipelineConfig:
     def reference_trainer_config(self) -> ClassifierTrainerConfig:
         """The plain recipe of the second pair of classifiers (:data:`REFERENCE_RECIPE`), with the experiment-wide
         options and the classifier stage's budgets (``max_steps``, ``max_seconds``)."""
-        budgets = {"max_steps": self.classifier.max_steps, "max_seconds": self.classifier.max_seconds}
+        budgets = {"max_steps": self.classifier.max_steps, "max_seconds": self.classifier.max_seconds,
+                   "batch_size": min(REFERENCE_RECIPE.batch_size, self.classifier.batch_size)}  # never a larger batch than the main recipe's (small sets)
         return dataclasses.replace(REFERENCE_RECIPE, epochs=self.reference_epochs, **budgets, **self.experiment_wide())
 
     def model_options(self) -> dict[str, Any]:

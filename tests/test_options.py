@@ -221,7 +221,7 @@ def test_pipeline_config_file_nested_with_flags_winning_over_it_and_it_over_a_pr
 @pytest.mark.parametrize(
     ("values", "message"),
     [
-        ({"gan": {"lr": 0.1}}, "'gan.lr' is not an option here; expected one of balanced, batch_size, beta1, "),
+        ({"gan": {"lr": 0.1}}, "'gan.lr' is not an option here; expected one of ac_fake_in_d, ac_weight, balanced, batch_size, beta1, "),
         ({"gan": {"device": "cpu"}}, "'gan.device' is not an option here; expected 'device' at the top (one value for every stage)"),
         ({"gna": {"epochs": 3}}, "'gna.epochs' is not an option here; expected one of "),
         ({"gan": {"epochs": -1}}, "gan.epochs=-1: -1 is not positive; expected a positive int"),

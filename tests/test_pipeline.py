@@ -97,7 +97,8 @@ def test_tiny_pipeline_end_to_end(tmp_path, capsys):
     assert main(argv) == 0
     report = json.loads((out / "report.json").read_text())
     # the report says what ran: the step budget stopped both classifiers long before their 10 epochs
-    assert report["ran"] == {"gan": {"steps": 9, "epochs": 1.0}, "c": {"steps": 3, "epochs": 1.5}, "c_prime": {"steps": 3, "epochs": 3.0}}
+    assert report["ran"] == {"gan": {"steps": 9, "epochs": 1.0}, "c": {"steps": 3, "epochs": 1.5}, "c_prime": {"steps": 3, "epochs": 3.0},
+                             "c_reference": {"steps": 3, "epochs": 1.5}, "c_prime_reference": {"steps": 3, "epochs": 3.0}}  # the plain recipe keeps the budget
     page = (out / "report.md").read_text()
     assert "10 epochs" not in page and "c (trained 3 steps, 1.5 epochs) and c' (trained 3 steps, 3 epochs)" in page, page[:600]
     for key in ("c_accuracy", "c_prime_accuracy", "gan_test_accuracy", "frechet_distance", "per_class", "settings", "timings"):
