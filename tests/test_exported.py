@@ -73,7 +73,9 @@ def test_every_shipped_generator_has_a_true_card_and_a_picture(path, tmp_path):
     assert card["how_to_run"]["gan-edu"] == card["how_to_run"]["sample"].replace("gan-edu-sample", "gan-edu sample", 1)
 
     # The words on quality are the card's own numbers, and the card fits its schema.
-    assert card["quality_note"] == quality_note(card["metrics"]["per_class"])
+    assert card["quality_note"] == quality_note(card["metrics"]["per_class"], card["metrics"].get("gan_test_confusions") or [])
+    for c in card["metrics"].get("gan_test_confusions") or []:  # every confusion the card lists is named in its note
+        assert f"{c['asked']} as {c['judged']} ({c['share']:.1%})" in card["quality_note"]
     for row in card["metrics"]["per_class"]:
         assert f"{row['class']} {row['gan_test']:.3f}" in card["quality_note"]
     jsonschema.validate(card, card_schema())
