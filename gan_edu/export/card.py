@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -74,7 +75,7 @@ def write_picture(generator: OnnxGenerator, path: Path) -> Path:
     return path
 
 
-def quality_note(per_class: list[dict[str, Any]], confusions: list[dict[str, Any]] = ()) -> str:  # type: ignore[assignment]
+def quality_note(per_class: Sequence[dict[str, Any]], confusions: Sequence[dict[str, Any]] = ()) -> str:
     """The card's words on quality, made from its own per-class numbers (nothing else): GAN-test,
     the largest GAN-test confusions, and recall where the report has it.
 

@@ -39,9 +39,7 @@ class ACGANTrainerConfig(GANTrainerConfig):
     ac_fake_in_d: bool = True  # D also learns to classify the fakes by their requested class (Odena et al.); False: reals only
 
     def __post_init__(self) -> None:
-        super().__post_init__()
-        check(isinstance(self.ac_weight, (int, float)) and not isinstance(self.ac_weight, bool) and self.ac_weight >= 0,
-              f"ac_weight={self.ac_weight!r}: expected a number >= 0")
+        super().__post_init__()  # ac_weight: its NonNegativeFloat domain is checked there
         check(isinstance(self.ac_fake_in_d, bool), f"ac_fake_in_d={self.ac_fake_in_d!r}: expected True or False")
 
 
