@@ -150,10 +150,6 @@ class DemoHandler(SimpleHTTPRequestHandler):
             return True
         return False
 
-    def do_HEAD(self) -> None:  # noqa: N802
-        if not self.malformed():
-            super().do_HEAD()
-
     def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
         if self.malformed():
             return
@@ -174,6 +170,8 @@ class DemoHandler(SimpleHTTPRequestHandler):
         super().do_GET()
 
     def do_HEAD(self) -> None:  # noqa: N802
+        if self.malformed():
+            return
         if urlsplit(self.path).path == "/":  # the same redirect as GET, without a body
             self.do_GET()
             return
