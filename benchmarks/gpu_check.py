@@ -175,7 +175,7 @@ def main() -> None:
     args = p.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     if args.dry_run:
-        capture.backend_for = lambda device: "rehearsal"  # the CPU stand-in of CUDA graphs
+        capture.rehearse().__enter__()  # the CPU stand-in of CUDA graphs, for the rest of this process
         device = torch.device("cpu")
         args.steps, args.timed, args.batch, args.width, args.sample_images, images = 6, 4, 8, 4, 64, 256
     else:

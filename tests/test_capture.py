@@ -25,10 +25,11 @@ TINY = {"g_channels": 4, "d_channels": 4, "embed_dim": 4}
 
 
 @pytest.fixture
-def rehearse(monkeypatch):
-    """Steps on the CPU are recorded by the rehearsal, as steps on CUDA are by CUDA graphs."""
-    monkeypatch.setattr(capture, "backend_for", lambda device: "rehearsal")
+def rehearse():
+    """Steps on the CPU are recorded by the rehearsal, as steps on CUDA are by CUDA graphs (the public tool)."""
     torch.set_num_threads(1)  # float sums depend on the thread count; both runs of a comparison use one
+    with capture.rehearse():
+        yield
 
 
 def _gan_config(**options):
@@ -255,3 +256,44 @@ def test_a_step_that_cannot_be_recorded_falls_back_to_the_eager_step(rehearse, t
     eager.fit(tiny_shapes)
     for name in ("generator", "discriminator", "generator_ema"):
         assert _max_difference(trainer.modules()[name], eager.modules()[name]) < 1e-5, name
+
+
+# -- one decision: what cannot be recorded gets eager settings ------------------------------------
+@pytest.mark.parametrize(
+    ("trainer_class", "config", "loss", "recorded"),
+    [
+        (GANTrainer, {}, None, True),
+        (GANTrainer, {}, get_loss("non-saturating", r1=1.0), False),  # R1: a double backward
+        (GANTrainer, {"d_steps": 2}, None, False),
+        (_ObjectiveVariant, {}, None, False),  # an override not declared graph-safe
+        (GANTrainer, {"cuda_graph": False}, None, False),
+    ],
+    ids=["plain", "r1", "d_steps", "unflagged-variant", "switch-off"],
+)
+def test_the_optimizer_and_autocast_follow_the_one_decision(rehearse, trainer_class, config, loss, recorded):
+    """A step that is not recorded gets eager settings (plain Adam, autocast with its cache); only a
+    recorded one gets capturable Adam and cache-less autocast."""
+    g, d = build_gan("cdcgan", image_shape=(3, 32, 32), num_classes=10, **TINY)
+    trainer = trainer_class(g, d, loss, _gan_config(**{"cuda_graph": True, "precision": "bf16", **config}))
+    assert trainer.records_steps is recorded
+    assert (trainer.recorder.blocker(trainer) is None) is recorded
+    for opt in (trainer.opt_g, trainer.opt_d):
+        assert bool(opt.param_groups[0]["capturable"]) is recorded
+    assert trainer.autocast()._cache_enabled is (not recorded)
+
+
+def test_a_failed_recording_puts_the_eager_settings_back(rehearse, tiny_shapes):
+    class ReadsBackGANTrainer(GANTrainer):
+        graph_safe = True  # wrongly: its objective reads a value back to the host
+
+        def generator_objective(self, fake_logits, *, fake, labels):
+            return super().generator_objective(fake_logits, fake=fake, labels=labels) * (1.0 if float(fake_logits.detach().mean()) < 1e9 else 0.0)
+
+    g, d = build_gan("cdcgan", image_shape=(3, 32, 32), num_classes=10, **TINY)
+    trainer = ReadsBackGANTrainer(g, d, None, _gan_config(cuda_graph=True, precision="bf16"))
+    assert trainer.opt_g.param_groups[0]["capturable"] and not trainer.autocast()._cache_enabled
+    trainer.fit(tiny_shapes)
+    assert trainer.captured is None and not trainer.records_steps
+    assert not trainer.opt_g.param_groups[0]["capturable"] and trainer.autocast()._cache_enabled
+    trainer.fit(tiny_shapes)  # a second fit does not try again
+    assert trainer.captured is None

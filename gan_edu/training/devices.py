@@ -18,7 +18,7 @@ from torch import nn
 from ..data.images import ImageSet
 from ..data.loader import Loader, make_loader
 from ..errors import GanEduError, check
-from . import capture, distributed
+from . import distributed
 
 if TYPE_CHECKING:
     from .config import TrainerConfig
@@ -107,21 +107,21 @@ def set_rng_state(state: dict[str, Any]) -> None:
 class SpeedSwitches:
     """The device, precision and layout of a trainer, and the methods its step uses them through.
 
-    Mixed into :class:`~gan_edu.training.Trainer`, which calls :meth:`set_up_device` first thing.
+    A :class:`~gan_edu.training.Trainer` owns one (``trainer.speed``) and hands its step these
+    methods. What this object holds is all it reads: the config, the process's place among
+    torchrun's (``world``), its ``device`` and the fp16 ``scaler``. Whether a step is recorded as a
+    CUDA graph is not decided here: the trainer says so (``recorded=``) where it matters (the
+    optimizer, autocast's cache), from its one decision (:meth:`.capture.StepRecorder.blocker`).
     """
 
-    config: TrainerConfig
-    world: distributed.World  # this process among those of the run (one process: rank 0 of 1)
-    device: torch.device  # this process's device
-    scaler: torch.amp.GradScaler  # the fp16 loss scaler (disabled at fp32 and bf16)
-
-    def set_up_device(self, config: TrainerConfig) -> None:
+    def __init__(self, config: TrainerConfig) -> None:
         """Join torchrun's processes (if started by it), take this process's device, set the backends and the scaler."""
+        self.config = config
         self.world = distributed.World.from_env()  # one process unless started by torchrun
-        self.device = rank_device(config.device, self.world)
+        self.device = rank_device(config.device, self.world)  # this process's device
         distributed.init_process_group(self.world, self.device)
         configure_backends(self.device, cudnn_benchmark=config.cudnn_benchmark)
-        self.scaler = grad_scaler(self.device, config.precision)
+        self.scaler = grad_scaler(self.device, config.precision)  # the fp16 loss scaler (disabled at fp32 and bf16)
 
     def prepare_module(self, module: nn.Module) -> nn.Module:
         """Move ``module`` to the device (and to channels-last, synchronised batch norm when asked); returns it."""
@@ -140,22 +140,17 @@ class SpeedSwitches:
         """``module`` itself, or a ``torch.compile``d view of it sharing its weights."""
         return torch.compile(module) if self.config.compile else module
 
-    @property
-    def records_steps(self) -> bool:
-        """``cuda_graph`` is asked for and this device can record steps (CUDA; the CPU rehearsal in tests)."""
-        return self.config.cuda_graph and capture.backend_for(self.device) is not None
+    def autocast(self, *, recorded: bool = False) -> Any:
+        """Mixed-precision context for forward passes (a no-op at fp32); without its cache in a recorded step."""
+        return autocast_context(self.device, self.config.precision, cache=not recorded)
 
-    def autocast(self) -> Any:
-        """Mixed-precision context for forward passes (a no-op at fp32)."""
-        return autocast_context(self.device, self.config.precision, cache=not self.records_steps)
-
-    def make_adam(self, params: Iterable[torch.nn.Parameter], lr: float, betas: tuple[float, float]) -> torch.optim.Adam:
+    def make_adam(self, params: Iterable[torch.nn.Parameter], lr: float, betas: tuple[float, float], *, recorded: bool = False) -> torch.optim.Adam:
         """Adam with fused kernels on CUDA (when ``fused_optimizer``), the default foreach ones elsewhere.
 
-        A step recorded as a CUDA graph gets fused, capturable Adam: its step count lives on the
-        device, so the bias correction reads nothing back to the host.
+        A step recorded as a CUDA graph (``recorded``) gets fused, capturable Adam: its step count
+        lives on the device, so the bias correction reads nothing back to the host.
         """
-        if self.records_steps:
+        if recorded:
             return torch.optim.Adam(params, lr=lr, betas=betas, fused=True, capturable=True)
         fused = self.device.type == "cuda" and self.config.fused_optimizer
         return torch.optim.Adam(params, lr=lr, betas=betas, fused=fused or None)
@@ -181,3 +176,12 @@ class SpeedSwitches:
             data, cfg.batch_size, device=self.device, seed=cfg.seed, flip=cfg.flip, balanced=cfg.balanced,
             rank=self.world.rank, world_size=self.world.size,
         )
+
+
+def eager_settings(optimizers: Iterable[torch.optim.Optimizer]) -> None:
+    """Put optimizers made for a recorded step back to eager settings: not capturable (a step that
+    falls back runs eagerly, and a capturable optimizer there only costs time)."""
+    for optimizer in optimizers:
+        for group in optimizer.param_groups:
+            if group.get("capturable"):
+                group["capturable"] = False

@@ -22,7 +22,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -50,12 +50,14 @@ class TrainingDiverged(GanEduError):
     """A loss or a weight became NaN or infinite; the last good checkpoint is kept."""
 
 
-class Trainer(SpeedSwitches, capture.RecordedSteps, ABC):
+class Trainer(ABC):
     """The training loop. Subclasses supply the modules, the optimizers and one step.
 
-    The device, precision and layout switches a step uses (``prepare_module``, ``autocast``,
-    ``optimize``...) are inherited from :class:`~.devices.SpeedSwitches`; the step recorded as a
-    CUDA graph (``cuda_graph``) from :class:`~.capture.RecordedSteps`.
+    The trainer holds two helpers, each with its own state: ``speed``, a
+    :class:`~.devices.SpeedSwitches` (the device, precision and layout a step uses through
+    ``prepare_module``, ``autocast``, ``optimize``...), and ``recorder``, a
+    :class:`~.capture.StepRecorder` (the step recorded as a CUDA graph, ``cuda_graph``), whose
+    ``blocker`` alone decides whether a step is recorded (:attr:`records_steps`).
 
     Args:
         config: loop options.
@@ -69,8 +71,10 @@ class Trainer(SpeedSwitches, capture.RecordedSteps, ABC):
     """
 
     def __init__(self, config: TrainerConfig, *, out_dir: str | Path | None = None, callbacks: Iterable[Callback] = ()) -> None:
+        self.speed = SpeedSwitches(config)  # joins torchrun's processes, takes the device, makes the scaler
         self.config = config
-        self.set_up_device(config)  # self.world, self.device, self.scaler: see SpeedSwitches
+        self.world, self.device, self.scaler = self.speed.world, self.speed.device, self.speed.scaler
+        self.recorder = capture.StepRecorder(self.device)
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self.callbacks: list[Callback] = list(self.default_callbacks()) + list(callbacks)
         if config.tensorboard:
@@ -83,7 +87,15 @@ class Trainer(SpeedSwitches, capture.RecordedSteps, ABC):
         self.history: list[dict[str, Any]] = []
         self._epoch_meter = Meter()
         self.signals = StopSignals(second_stops_now=not self.world.active)
-        self.captured: capture.CapturedStep | None = None  # the recorded step (cuda_graph), made when fit starts
+
+    @property
+    def config(self) -> TrainerConfig:
+        """The trainer's options; setting new ones (a longer second ``fit``) gives them to ``speed`` too."""
+        return self._config
+
+    @config.setter
+    def config(self, config: TrainerConfig) -> None:
+        self._config = self.speed.config = config
 
     # -- what a subclass supplies -----------------------------------------------------------
     @abstractmethod
@@ -121,6 +133,87 @@ class Trainer(SpeedSwitches, capture.RecordedSteps, ABC):
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
         """Restore what :meth:`extra_state` returned."""
+
+    # -- the device and precision a step uses (self.speed) --------------------------------------
+    def prepare_module(self, module: nn.Module) -> nn.Module:
+        return self.speed.prepare_module(module)
+
+    def data_parallel(self, module: nn.Module) -> nn.Module:
+        return self.speed.data_parallel(module)
+
+    def compiled(self, module: nn.Module) -> Any:
+        return self.speed.compiled(module)
+
+    def autocast(self) -> Any:
+        """Mixed-precision context for forward passes (a no-op at fp32); cache-less in a recorded step."""
+        return self.speed.autocast(recorded=self.records_steps)
+
+    def make_adam(self, params: Iterable[torch.nn.Parameter], lr: float, betas: tuple[float, float]) -> torch.optim.Adam:
+        """Adam for this trainer's step: fused and capturable when the step is recorded, else eager settings."""
+        return self.speed.make_adam(params, lr, betas, recorded=self.records_steps)
+
+    def optimize(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer) -> None:
+        self.speed.optimize(loss, optimizer)
+
+    def prepare_batch(self, images: torch.Tensor) -> torch.Tensor:
+        return self.speed.prepare_batch(images)
+
+    def make_loader(self, data: ImageSet | Loader) -> Loader:
+        return self.speed.make_loader(data)
+
+    # -- the recorded step (self.recorder; cuda_graph) -------------------------------------------
+    #: True where ``train_step`` keeps the rules of :mod:`.capture` (tensors of fixed shapes in and
+    #: out, no host reads, per-step numbers as device tensors).
+    graph_safe: ClassVar[bool] = False
+    #: The methods a step is made of. A subclass that overrides one of them runs eagerly until it
+    #: declares ``graph_safe = True`` itself, saying its own code keeps the rules too.
+    step_methods: ClassVar[tuple[str, ...]] = ("train_step",)
+
+    @property
+    def records_steps(self) -> bool:
+        """Whether this trainer's step is recorded: ``cuda_graph`` on, a recorder for the device, nothing blocking."""
+        return self.recorder.blocker(self) is None
+
+    @property
+    def captured(self) -> capture.CapturedStep | None:
+        """The recorded step (made when ``fit`` starts), or None: the eager step runs."""
+        return self.recorder.captured
+
+    @captured.setter
+    def captured(self, step: capture.CapturedStep | None) -> None:
+        self.recorder.captured = step
+
+    def capture_step(self, loader: Any = None) -> capture.CapturedStep | None:
+        """The recorded step for ``loader``'s batches, or None (saying why once)."""
+        return self.recorder.capture_step(self, loader)
+
+    def graph_blocker(self) -> str | None:
+        """Why this run's step cannot be recorded as a CUDA graph; None when it can. Subclasses add their own reasons."""
+        if (reason := capture.class_blocker(type(self))) is not None:
+            return reason
+        if self.world.active:
+            return "under torchrun DistributedDataParallel averages gradients with hooks a recorded step does not replay"
+        if self.config.precision == "fp16":
+            return "precision fp16: the loss scaler reads back every step whether the gradients overflowed"
+        if self.config.compile:
+            return "compile=True: torch.compile makes graphs of its own (use one or the other)"
+        return None
+
+    def graph_generators(self) -> list[torch.Generator]:
+        """The random generators the step draws from (registered with the graph)."""
+        return []
+
+    def graph_state(self) -> list[torch.Tensor]:
+        """The tensors a step updates in place: weights, buffers, optimizer states."""
+        return capture.step_state(self.modules().values(), self.optimizers().values())
+
+    def graph_key(self) -> tuple[Any, ...]:
+        """What a recording depends on: the state's tensors, the generators, :meth:`graph_constants`."""
+        return (*self.graph_state(), *self.graph_generators(), *self.graph_constants())
+
+    def graph_constants(self) -> tuple[Any, ...]:
+        """The Python numbers a recorded step holds that a new ``fit`` may change (the schedule's length)."""
+        return ()
 
     # -- the loop -------------------------------------------------------------------------
     def fit(self, data: ImageSet | Loader) -> list[dict[str, Any]]:
@@ -165,7 +258,7 @@ class Trainer(SpeedSwitches, capture.RecordedSteps, ABC):
             run_files.write_run_config(self.out_dir, self.run_config())
         for cb in self.rank_callbacks:
             cb.on_fit_start(self)
-        self.captured = self.capture_step(loader)  # kept while what it recorded still holds
+        self.recorder.captured = self.recorder.capture_step(self, loader)  # kept while what it recorded still holds
         self._fit_start = time.perf_counter()
         total = int(min(len(loader) * self.config.epochs, self.config.max_steps or math.inf))
         show = self.config.progress and self.world.is_main
@@ -174,8 +267,8 @@ class Trainer(SpeedSwitches, capture.RecordedSteps, ABC):
     def _train_epoch(self, loader: Loader, window: Meter, bar: Any) -> bool:
         """The rest of the current epoch; True when it ran to its end (then logged and checkpointed)."""
         cfg = self.config
-        for batch in self.step_inputs(loader, self.epoch, self.batch_in_epoch):
-            metrics = self.run_step(batch)
+        for batch in self.recorder.step_inputs(loader, self.epoch, self.batch_in_epoch):
+            metrics = self.recorder.run_step(self, batch)
             window.add(metrics)  # summed on the device: no host sync
             self._epoch_meter.add(metrics)
             self.step += 1
