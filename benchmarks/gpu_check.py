@@ -114,7 +114,7 @@ def profile(trainer, data, device: torch.device, steps: int, path: Path) -> dict
     from torch.profiler import profile as torch_profile
 
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
-    trainer.captured = None
+    trainer.recorder.captured = None
     trainer.config = type(trainer.config)(**{**trainer.config.to_dict(), "cuda_graph": False})
     with torch_profile(activities=activities) as prof:
         timed_fit(trainer, data, steps, device)

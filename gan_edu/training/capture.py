@@ -45,6 +45,8 @@ import torch
 from .devices import eager_settings
 from .rehearsal import CaptureError, Rehearsal, StepFn
 
+__all__ = ["CaptureError", "CapturedStep", "CudaGraph", "Rehearsal", "StepRecorder", "backend_for", "rehearse"]
+
 if TYPE_CHECKING:
     from .trainer import Trainer
 
@@ -176,7 +178,7 @@ class StepRecorder:
             return None
         assert self.backend is not None
         # The same tensors (a resume replaces optimizer states) and numbers: the recording still holds.
-        previous, key = self.captured, trainer.graph_key()
+        previous, key = self.captured, self.key(trainer)
         if previous is not None and previous.key is not None and len(previous.key) == len(key):
             if all(a is b or (not isinstance(a, torch.Tensor) and a == b) for a, b in zip(previous.key, key)):
                 return previous
@@ -184,10 +186,15 @@ class StepRecorder:
         train_step = trainer.train_step
         step = CapturedStep(
             (lambda idx, flips: train_step(gather(idx, flips))) if gather is not None else (lambda images, labels: train_step((images, labels))),
-            backend=self.backend, generators=trainer.graph_generators(), state=trainer.graph_state, key=trainer.graph_key,
+            backend=self.backend, generators=trainer.graph_generators(), state=trainer.graph_state, key=lambda: self.key(trainer),
         )
         step.gather = gather
         return step
+
+    @staticmethod
+    def key(trainer: Trainer) -> tuple[Any, ...]:
+        """What a recording depends on: the state's tensors, the generators, ``graph_constants``."""
+        return (*trainer.graph_state(), *trainer.graph_generators(), *trainer.graph_constants())
 
     def step_inputs(self, loader: Any, epoch: int, start: int) -> Any:
         """What :meth:`run_step` takes for each batch of ``epoch`` from ``start``: the batches, or, for
@@ -228,6 +235,20 @@ def class_blocker(cls: type) -> str | None:
             f"{cls.__name__} overrides {', '.join(overridden)}; once that code keeps the rules of gan_edu.training.capture "
             f"(no .item(), no per-step Python numbers), set graph_safe = True in {cls.__name__}"
         )
+    return None
+
+
+def loop_blocker(cls: type, config: Any, world: Any) -> str | None:
+    """Why a step of trainer class ``cls`` with loop options ``config`` in ``world`` cannot be
+    recorded (:func:`class_blocker`, torchrun, fp16, compile); None when nothing blocks it."""
+    if (reason := class_blocker(cls)) is not None:
+        return reason
+    if world.active:
+        return "under torchrun DistributedDataParallel averages gradients with hooks a recorded step does not replay"
+    if config.precision == "fp16":
+        return "precision fp16: the loss scaler reads back every step whether the gradients overflowed"
+    if config.compile:
+        return "compile=True: torch.compile makes graphs of its own (use one or the other)"
     return None
 
 

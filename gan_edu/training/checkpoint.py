@@ -14,17 +14,24 @@ trainer writes a run folder, so no live writer owns them).
 from __future__ import annotations
 
 import io
+import json
 import pickle
 import re
 import warnings
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from ..errors import GanEduError, check
 from ..io import atomic_write, remove_stale_temporaries
+from ..models.base import load_state_dict_checked
+from . import devices
+from .meter import Meter
+
+if TYPE_CHECKING:
+    from .trainer import Trainer
 
 FORMAT = "gan-edu-checkpoint"
 VERSION = 1
@@ -128,3 +135,39 @@ def _unpickler_reason(e: BaseException) -> str:
     reason = match.group(1).strip() if match else (text.strip().splitlines() or [type(e).__name__])[0]
     reason = re.sub(r"\s*Please use `torch\.serialization.*", "", reason)  # advice to allow-list the code: never
     return reason[:160]
+
+
+def trainer_state(trainer: Trainer) -> dict[str, Any]:
+    """Everything a checkpoint of ``trainer`` holds: counters, modules, optimizers, random states, metrics."""
+    return {
+        "step": trainer.step,
+        "epoch": trainer.epoch,
+        "batch_in_epoch": trainer.batch_in_epoch,
+        "modules": {k: m.state_dict() for k, m in trainer.modules().items()},
+        "optimizers": {k: o.state_dict() for k, o in trainer.optimizers().items()},
+        "rng": devices.rng_state(),
+        "extra": trainer.extra_state(),
+        "epoch_meter": trainer._epoch_meter.state_dict(),
+        "scaler": trainer.scaler.state_dict() if trainer.scaler.is_enabled() else {},
+        "run_config": json.dumps(trainer.run_config()),
+    }
+
+
+def load_trainer_state(trainer: Trainer, state: dict[str, Any], source: str = "checkpoint") -> None:
+    """Restore into ``trainer`` what :func:`trainer_state` returned; ``source`` names it in errors."""
+    modules, optimizers = trainer.modules(), trainer.optimizers()
+    check(
+        set(state.get("modules", {})) == set(modules),
+        f"{source}: holds modules {sorted(state.get('modules', {}))}, expected {sorted(modules)}",
+    )
+    for k, m in modules.items():
+        load_state_dict_checked(m, state["modules"][k], f"{source} [{k}]")
+    for k, o in optimizers.items():
+        o.load_state_dict(state["optimizers"][k])
+    trainer.step, trainer.epoch, trainer.batch_in_epoch = int(state["step"]), int(state["epoch"]), int(state["batch_in_epoch"])
+    devices.set_rng_state(state["rng"])
+    trainer.load_extra_state(state.get("extra", {}))
+    trainer._epoch_meter = Meter()
+    trainer._epoch_meter.load_state_dict(state.get("epoch_meter", {}))
+    if trainer.scaler.is_enabled() and state.get("scaler"):
+        trainer.scaler.load_state_dict(state["scaler"])

@@ -68,8 +68,8 @@ class ClassifierTrainer(Trainer):
     ) -> None:
         config = config if config is not None else ClassifierTrainerConfig()
         super().__init__(config, out_dir=out_dir, callbacks=callbacks)
-        self.classifier = self.prepare_module(classifier)
-        self.forward = self.compiled(self.data_parallel(self.classifier))  # maybe DDP (torchrun), maybe compiled
+        self.classifier = self.speed.prepare_module(classifier)
+        self.forward = self.speed.compiled(self.speed.data_parallel(self.classifier))  # maybe DDP (torchrun), maybe compiled
         decay = [p for p in self.classifier.parameters() if p.ndim > 1]
         no_decay = [p for p in self.classifier.parameters() if p.ndim <= 1]  # no weight decay on BN / biases
         groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]

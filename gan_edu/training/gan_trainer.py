@@ -133,11 +133,11 @@ class GANTrainer(Trainer):
             f"discriminator expects {discriminator.image_shape} with num_classes={discriminator.num_classes}: expected the same",
         )
         super().__init__(config, out_dir=out_dir, callbacks=callbacks)
-        self.generator = self.prepare_module(generator)
-        self.discriminator = self.prepare_module(discriminator)
-        self.g_forward = self.compiled(self.data_parallel(self.generator))  # the same weights, maybe compiled and DDP
-        self.d_forward = self.compiled(self.discriminator)  # D as a judge (G's step): not updated, no DDP
-        self.d_joint = self.data_parallel(JointForward(self.d_forward, with_classes=self.wants_class_logits))  # D's step: all its D calls, one forward per backward
+        self.generator = self.speed.prepare_module(generator)
+        self.discriminator = self.speed.prepare_module(discriminator)
+        self.g_forward = self.speed.compiled(self.speed.data_parallel(self.generator))  # the same weights, maybe compiled and DDP
+        self.d_forward = self.speed.compiled(self.discriminator)  # D as a judge (G's step): not updated, no DDP
+        self.d_joint = self.speed.data_parallel(JointForward(self.d_forward, with_classes=self.wants_class_logits))  # D's step: all its D calls, one forward per backward
         self.d_judge = JointForward(self.d_forward, with_classes=self.wants_class_logits)  # D as G's judge: the plain D, no DDP
         self.class_logits: tuple[torch.Tensor, ...] = ()  # with wants_class_logits: (N, K) class logits of discriminate's last call, per batch
         self.loss = loss if loss is not None else NonSaturatingLoss()

@@ -16,7 +16,6 @@ batch; only rank 0 writes files).
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from abc import ABC, abstractmethod
@@ -32,10 +31,9 @@ from ..data.images import ImageSet
 from ..data.loader import Batch, Loader
 from ..errors import GanEduError, check
 from ..io import remove_stale_temporaries
-from ..models.base import load_state_dict_checked
-from . import capture, devices, distributed, run_files
+from . import capture, distributed, run_files
 from .callbacks import Callback
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import load_checkpoint, load_trainer_state, save_checkpoint, trainer_state
 from .config import TrainerConfig
 from .devices import SpeedSwitches, resolve_device
 from .meter import Meter, progress_bar
@@ -81,8 +79,7 @@ class Trainer(ABC):
             from .tensorboard import TensorBoardLogger
 
             self.callbacks.append(TensorBoardLogger())
-        self.step = 0
-        self.epoch = 0
+        self.step = self.epoch = 0  # optimisation steps and complete epochs done
         self.batch_in_epoch = 0  # batches of the current epoch already done (for mid-epoch resume)
         self.history: list[dict[str, Any]] = []
         self._epoch_meter = Meter()
@@ -134,16 +131,7 @@ class Trainer(ABC):
     def load_extra_state(self, state: dict[str, Any]) -> None:
         """Restore what :meth:`extra_state` returned."""
 
-    # -- the device and precision a step uses (self.speed) --------------------------------------
-    def prepare_module(self, module: nn.Module) -> nn.Module:
-        return self.speed.prepare_module(module)
-
-    def data_parallel(self, module: nn.Module) -> nn.Module:
-        return self.speed.data_parallel(module)
-
-    def compiled(self, module: nn.Module) -> Any:
-        return self.speed.compiled(module)
-
+    # -- what a step uses of the device and precision (self.speed; models are set up by self.speed.prepare_module...)
     def autocast(self) -> Any:
         """Mixed-precision context for forward passes (a no-op at fp32); cache-less in a recorded step."""
         return self.speed.autocast(recorded=self.records_steps)
@@ -162,11 +150,8 @@ class Trainer(ABC):
         return self.speed.make_loader(data)
 
     # -- the recorded step (self.recorder; cuda_graph) -------------------------------------------
-    #: True where ``train_step`` keeps the rules of :mod:`.capture` (tensors of fixed shapes in and
-    #: out, no host reads, per-step numbers as device tensors).
-    graph_safe: ClassVar[bool] = False
-    #: The methods a step is made of. A subclass that overrides one of them runs eagerly until it
-    #: declares ``graph_safe = True`` itself, saying its own code keeps the rules too.
+    graph_safe: ClassVar[bool] = False  # True: train_step keeps the rules of .capture (fixed shapes, no host reads)
+    #: The methods a step is made of: a subclass overriding one runs eagerly until it sets ``graph_safe = True`` itself.
     step_methods: ClassVar[tuple[str, ...]] = ("train_step",)
 
     @property
@@ -179,25 +164,9 @@ class Trainer(ABC):
         """The recorded step (made when ``fit`` starts), or None: the eager step runs."""
         return self.recorder.captured
 
-    @captured.setter
-    def captured(self, step: capture.CapturedStep | None) -> None:
-        self.recorder.captured = step
-
-    def capture_step(self, loader: Any = None) -> capture.CapturedStep | None:
-        """The recorded step for ``loader``'s batches, or None (saying why once)."""
-        return self.recorder.capture_step(self, loader)
-
     def graph_blocker(self) -> str | None:
         """Why this run's step cannot be recorded as a CUDA graph; None when it can. Subclasses add their own reasons."""
-        if (reason := capture.class_blocker(type(self))) is not None:
-            return reason
-        if self.world.active:
-            return "under torchrun DistributedDataParallel averages gradients with hooks a recorded step does not replay"
-        if self.config.precision == "fp16":
-            return "precision fp16: the loss scaler reads back every step whether the gradients overflowed"
-        if self.config.compile:
-            return "compile=True: torch.compile makes graphs of its own (use one or the other)"
-        return None
+        return capture.loop_blocker(type(self), self.config, self.world)
 
     def graph_generators(self) -> list[torch.Generator]:
         """The random generators the step draws from (registered with the graph)."""
@@ -206,10 +175,6 @@ class Trainer(ABC):
     def graph_state(self) -> list[torch.Tensor]:
         """The tensors a step updates in place: weights, buffers, optimizer states."""
         return capture.step_state(self.modules().values(), self.optimizers().values())
-
-    def graph_key(self) -> tuple[Any, ...]:
-        """What a recording depends on: the state's tensors, the generators, :meth:`graph_constants`."""
-        return (*self.graph_state(), *self.graph_generators(), *self.graph_constants())
 
     def graph_constants(self) -> tuple[Any, ...]:
         """The Python numbers a recorded step holds that a new ``fit`` may change (the schedule's length)."""
@@ -293,8 +258,7 @@ class Trainer(ABC):
 
     def resume_hint(self) -> str | None:
         """What an interrupted run tells the user to do next: the resume command, when there is one."""
-        command = self.resume_command()
-        return f"resume with: {command}" if command else None
+        return f"resume with: {command}" if (command := self.resume_command()) else None
 
     def _done(self) -> bool:
         cfg = self.config
@@ -340,19 +304,8 @@ class Trainer(ABC):
         return self.out_dir / CHECKPOINT_NAME if self.out_dir is not None else None
 
     def state_dict(self) -> dict[str, Any]:
-        """Everything a checkpoint holds."""
-        return {
-            "step": self.step,
-            "epoch": self.epoch,
-            "batch_in_epoch": self.batch_in_epoch,
-            "modules": {k: m.state_dict() for k, m in self.modules().items()},
-            "optimizers": {k: o.state_dict() for k, o in self.optimizers().items()},
-            "rng": devices.rng_state(),
-            "extra": self.extra_state(),
-            "epoch_meter": self._epoch_meter.state_dict(),
-            "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else {},
-            "run_config": json.dumps(self.run_config()),
-        }
+        """Everything a checkpoint holds (:func:`.checkpoint.trainer_state`)."""
+        return trainer_state(self)
 
     def check_finite_weights(self) -> None:
         """Raise :class:`TrainingDiverged` if any weight is NaN or infinite."""
@@ -378,23 +331,8 @@ class Trainer(ABC):
         return path
 
     def load_state_dict(self, state: dict[str, Any], source: str = "checkpoint") -> None:
-        """Restore what :meth:`state_dict` returned."""
-        modules, optimizers = self.modules(), self.optimizers()
-        check(
-            set(state.get("modules", {})) == set(modules),
-            f"{source}: holds modules {sorted(state.get('modules', {}))}, expected {sorted(modules)}",
-        )
-        for k, m in modules.items():
-            load_state_dict_checked(m, state["modules"][k], f"{source} [{k}]")
-        for k, o in optimizers.items():
-            o.load_state_dict(state["optimizers"][k])
-        self.step, self.epoch, self.batch_in_epoch = int(state["step"]), int(state["epoch"]), int(state["batch_in_epoch"])
-        devices.set_rng_state(state["rng"])
-        self.load_extra_state(state.get("extra", {}))
-        self._epoch_meter = Meter()
-        self._epoch_meter.load_state_dict(state.get("epoch_meter", {}))
-        if self.scaler.is_enabled() and state.get("scaler"):
-            self.scaler.load_state_dict(state["scaler"])
+        """Restore what :meth:`state_dict` returned (:func:`.checkpoint.load_trainer_state`)."""
+        load_trainer_state(self, state, source)
 
     def resume(self, path: str | Path | None = None) -> None:
         """Load the checkpoint (default: the run folder's last one) and the history up to it."""
