@@ -28,11 +28,14 @@ Beyond these two (see ``docs/losses.md`` for when to use which):
 
 A loss never touches an optimizer. To make a new loss, subclass :class:`GANLoss` and implement
 ``discriminator_loss`` and ``generator_loss``; override ``penalty`` for a regulariser that needs
-the discriminator itself (gradient penalties), adding ``super().penalty(...)`` to keep R1.
+the discriminator itself (gradient penalties), adding ``super().penalty(...)`` to keep R1. Give
+it a ``name`` of its own and register it (``@register_loss``, or an entry point of the group
+``gan_edu.losses``): a run records the name and the constructor's options, and resume rebuilds it.
 """
 
 from __future__ import annotations
 
+import inspect
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
@@ -41,6 +44,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .errors import GanEduError, check
+from .registry import Registry
 
 REAL_LABEL = 1.0  # the target for real images in the BCE view of the discriminator
 FAKE_LABEL = 0.0  # the target for generated images
@@ -206,9 +210,20 @@ class GANLoss(ABC):
     def options(self) -> dict[str, Any]:
         """The constructor arguments, recorded in a run's config.json to rebuild the loss.
 
-        Defaults are left out, so ``get_loss(name, **loss.options())`` rebuilds the same loss.
+        Read from the constructor's signature: each argument kept as an attribute of the same name
+        (``self.margin = margin``). Defaults are left out, so ``get_loss(name, **loss.options())``
+        rebuilds the same loss. A subclass that keeps an argument otherwise overrides this.
         """
-        return {"r1": self.r1} if self.r1 else {}
+        options = {}
+        for arg in list(inspect.signature(type(self).__init__).parameters.values())[1:]:
+            if arg.kind in (arg.VAR_POSITIONAL, arg.VAR_KEYWORD):
+                continue
+            check(hasattr(self, arg.name), f"{type(self).__name__}: constructor argument {arg.name!r} is not kept as self.{arg.name}, "
+                  "so a run could not record it; expected self.{0} = {0} (or an options() of its own)".format(arg.name))
+            value = getattr(self, arg.name)
+            if value != arg.default:
+                options[arg.name] = value
+        return options
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.options().items())
@@ -283,8 +298,6 @@ class WGANGPLoss(GANLoss):
         r1 = super().penalty(discriminator, real, fake, labels)
         return gp if r1 is None else gp + r1
 
-    def options(self) -> dict[str, Any]:
-        return {**({"gp_weight": self.gp_weight} if self.gp_weight != 10.0 else {}), **super().options()}
 
 
 class LeastSquaresLoss(GANLoss):
@@ -303,14 +316,24 @@ class LeastSquaresLoss(GANLoss):
         return least_squares_generator_loss(fake_logits)
 
 
-#: Losses by the name ``--loss`` takes.
-LOSSES: dict[str, type[GANLoss]] = {
-    MinimaxLoss.name: MinimaxLoss,
-    NonSaturatingLoss.name: NonSaturatingLoss,
-    HingeLoss.name: HingeLoss,
-    WGANGPLoss.name: WGANGPLoss,
-    LeastSquaresLoss.name: LeastSquaresLoss,
-}
+#: Losses by the name ``--loss`` takes (and a run's ``config.json`` records).
+LOSSES: Registry[type[GANLoss]] = Registry(
+    "loss", "gan_edu.losses", kind=GANLoss, subclass=True, name_of=lambda cls: cls.__dict__.get("name", ""),
+    how="register it with gan_edu.losses.register_loss({name}) before the run starts or resumes (a class with its own name = ...), "
+    "or declare it as an entry point of group gan_edu.losses (docs/losses.md)",
+)
+
+
+def register_loss(cls: type[GANLoss]) -> type[GANLoss]:
+    """Make loss class ``cls`` known by its own ``name`` to runs, resume, the pipeline and the CLI; returns it (a decorator).
+
+    A run records the loss's name and :meth:`GANLoss.options`; resume rebuilds it from them.
+    """
+    return LOSSES.register(cls)
+
+
+for _loss in (MinimaxLoss, NonSaturatingLoss, HingeLoss, WGANGPLoss, LeastSquaresLoss):
+    register_loss(_loss)
 
 
 def get_loss(name: str, **options: Any) -> GANLoss:
@@ -321,9 +344,8 @@ def get_loss(name: str, **options: Any) -> GANLoss:
     >>> get_loss("wgan-gp", r1=1.0)
     WGANGPLoss(r1=1.0)
     """
-    if name not in LOSSES:
-        raise GanEduError(f"loss {name!r}: expected one of {', '.join(LOSSES)}")
+    cls = LOSSES.lookup(name)
     try:
-        return LOSSES[name](**options)
+        return cls(**options)
     except TypeError:
-        raise GanEduError(f"loss {name!r} options {sorted(options)}: not options of {LOSSES[name].__name__}") from None
+        raise GanEduError(f"loss {name!r} options {sorted(options)}: not options of {cls.__name__}") from None

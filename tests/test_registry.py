@@ -110,3 +110,101 @@ def test_a_size_the_model_cannot_make_is_one_line(tmp_path, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert "image size 40: ref001-conv makes sides 28, 32, 64" in err and len(err.splitlines()) == 1
+
+
+# -- one way to register: models, model classes, losses and trainers ----------------------------------
+def test_every_registry_has_the_same_shape_and_the_same_one_line_refusal(tmp_path):
+    """register_X(thing) returns the thing (a decorator where the thing names itself); an unknown
+    name is one line listing only concrete registered names, never an abstract base."""
+    import dataclasses
+
+    from gan_edu.errors import GanEduError
+    from gan_edu.losses import NonSaturatingLoss, get_loss, register_loss
+    from gan_edu.models import Discriminator, Generator, ModelSpec, build_gan, register_model
+    from gan_edu.models.base import MODULE_CLASSES
+    from gan_edu.training import TRAINERS, get_trainer_class
+
+    @register_loss
+    class SoftLoss(NonSaturatingLoss):
+        name = "soft-for-test"
+
+    spec = register_model(dataclasses.replace(MODELS["dcgan"], source="a test's copy"), name="dcgan-for-test")
+    try:
+        assert get_loss("soft-for-test").__class__ is SoftLoss and build_gan("dcgan-for-test", image_shape=(1, 28, 28), **TINY_WIDTHS)
+        assert MODELS.lookup("dcgan-for-test") is spec and isinstance(spec, ModelSpec)
+        refusals = [lambda: get_loss("nope"), lambda: build_gan("nope"), lambda: get_trainer_class("nope"), lambda: MODULE_CLASSES.lookup("nope")]
+        for registry, refuse in zip((LOSSES, MODELS, TRAINERS, MODULE_CLASSES), refusals):
+            with pytest.raises(GanEduError) as refused:
+                refuse()
+            message = str(refused.value)
+            assert "\n" not in message and f"{registry.what} 'nope' is not registered; expected one of " in message, message
+            listed = message.split("expected one of ")[1].split(";")[0].split(", ")
+            assert listed == registry.names() and "Generator" not in listed and "Discriminator" not in listed
+            assert registry.group in message or registry is MODULE_CLASSES  # where installed packages declare theirs
+        assert {"Generator", "Discriminator"} <= set(MODULE_CLASSES) and Generator and Discriminator  # registered, never offered
+        with pytest.raises(GanEduError, match="the name is taken"):
+            register_loss(type("Other", (NonSaturatingLoss,), {"name": "soft-for-test"}))
+        with pytest.raises(GanEduError, match="register loss .*expected a name"):
+            register_loss(type("Nameless", (NonSaturatingLoss,), {}))  # an inherited name would resume as the parent
+    finally:
+        del LOSSES["soft-for-test"], MODELS["dcgan-for-test"]
+
+
+TINY_WIDTHS = {"g_channels": 4, "d_channels": 4}
+
+
+def test_an_unknown_model_class_is_named_as_such_by_from_pretrained_and_resume(tmp_path, tiny_shapes):
+    from gan_edu.errors import GanEduError
+    from gan_edu.models import DCGANGenerator, Generator
+    from gan_edu.training import GANTrainerConfig
+    from gan_edu.training.runs import new_gan_run
+
+    g, _ = __import__("gan_edu.models", fromlist=["build_gan"]).build_gan("dcgan", image_shape=(3, 32, 32), **TINY_WIDTHS)
+    g.save_pretrained(tmp_path / "g")
+    config = json.loads((tmp_path / "g" / "config.json").read_text())
+    (tmp_path / "g" / "config.json").write_text(json.dumps({**config, "class": "MissingGenerator"}))
+    with pytest.raises(GanEduError) as refused:
+        Generator.from_pretrained(tmp_path / "g")
+    message = str(refused.value)
+    assert "names model class 'MissingGenerator', which is not registered here; expected one of " in message
+    listed = message.split("expected one of ")[1].split(";")[0].split(", ")
+    assert "DCGANGenerator" in listed and "Generator" not in listed and "Discriminator" not in listed  # no abstract base offered
+    assert isinstance(DCGANGenerator.from_pretrained.__self__, type)
+    run = tmp_path / "run"
+    trainer = new_gan_run("dcgan", tiny_shapes, config=GANTrainerConfig(max_steps=1, batch_size=8, progress=False, device="cpu"), out_dir=run, **TINY_WIDTHS)
+    trainer.fit(tiny_shapes)
+    record = json.loads((run / "config.json").read_text())
+    record["generator"]["class"] = "MissingGenerator"
+    (run / "config.json").write_text(json.dumps(record))
+    with pytest.raises(GanEduError) as refused:
+        resume_gan_run(run)
+    message = str(refused.value)
+    assert "model class 'MissingGenerator' is not registered" in message and "not a GAN run config" not in message
+
+
+def test_losses_and_models_of_an_installed_package_are_found_by_name(tmp_path, monkeypatch):
+    """Entry points of the groups gan_edu.losses and gan_edu.models, as gan_edu.trainers has."""
+    import dataclasses  # noqa: F401  (used by the package below)
+
+    from gan_edu.losses import get_loss
+    from gan_edu.models import build_gan
+
+    site = tmp_path / "site"
+    (site / "my_gan_parts-1.0.dist-info").mkdir(parents=True)
+    (site / "my_gan_parts.py").write_text(
+        "import dataclasses\nfrom gan_edu.losses import NonSaturatingLoss\nfrom gan_edu.models import MODELS\n"
+        "class PackagedLoss(NonSaturatingLoss):\n    name = 'packaged'\n"
+        "SPEC = dataclasses.replace(MODELS['dcgan'], source='a package')\n"
+    )
+    (site / "my_gan_parts-1.0.dist-info" / "METADATA").write_text("Metadata-Version: 2.1\nName: my-gan-parts\nVersion: 1.0\n")
+    (site / "my_gan_parts-1.0.dist-info" / "entry_points.txt").write_text(
+        "[gan_edu.losses]\npackaged = my_gan_parts:PackagedLoss\n[gan_edu.models]\npackaged-dcgan = my_gan_parts:SPEC\n"
+    )
+    monkeypatch.syspath_prepend(str(site))
+    try:
+        assert type(get_loss("packaged")).__name__ == "PackagedLoss"
+        g, _ = build_gan("packaged-dcgan", image_shape=(1, 28, 28), **TINY_WIDTHS)
+        assert g.image_shape == (1, 28, 28) and MODELS["packaged-dcgan"].source == "a package"
+    finally:
+        LOSSES.pop("packaged", None)
+        MODELS.pop("packaged-dcgan", None)

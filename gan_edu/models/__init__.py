@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 from ..errors import GanEduError
+from ..registry import Registry
 from .bank import BankConfig, GeneratorBank
 from .base import MODULE_CLASSES, Discriminator, GANConfig, Generator
 from .conditional import CBNGenerator, ConditionalBatchNorm2d, SNProjectionDiscriminator
@@ -45,7 +46,7 @@ class ModelSpec:
     tiny: dict[str, Any] = dataclasses.field(default_factory=dict)  # config overrides for a tiny model (tests, docs)
 
 
-MODELS: dict[str, ModelSpec] = {
+_BUILT_IN: dict[str, ModelSpec] = {
     "dcgan": ModelSpec(
         DCGANGenerator, DCGANDiscriminator, DCGANConfig,
         source="Radford et al. 2015; PyTorch examples dcgan/main.py",
@@ -130,6 +131,23 @@ MODELS: dict[str, ModelSpec] = {
 }
 
 
+#: Every model ``--model`` takes, by name: gan-edu's, those registered, and installed packages' (entry points).
+MODELS: Registry[ModelSpec] = Registry(
+    "model", "gan_edu.models", kind=ModelSpec,
+    how="register it with gan_edu.models.register_model(ModelSpec(...), name={name!r}) before the command line is built, "
+    "or declare its ModelSpec as an entry point of group gan_edu.models (docs/models.md)",
+)
+
+
+def register_model(spec: ModelSpec, *, name: str) -> ModelSpec:
+    """Make a generator / discriminator pair known as ``name`` to runs, the pipeline and the CLI; returns ``spec``."""
+    return MODELS.register(spec, name=name)
+
+
+for _name, _spec in _BUILT_IN.items():
+    register_model(_spec, name=_name)
+
+
 def build_gan(name: str, **config: Any) -> tuple[Generator, Discriminator]:
     """Build a generator and discriminator pair from the registry.
 
@@ -141,9 +159,7 @@ def build_gan(name: str, **config: Any) -> tuple[Generator, Discriminator]:
     >>> g.image_shape, d.num_classes
     ((1, 28, 28), None)
     """
-    if name not in MODELS:
-        raise GanEduError(f"model {name!r}: expected one of {', '.join(MODELS)}")
-    spec = MODELS[name]
+    spec = MODELS.lookup(name)
     if spec.conditional and config.get("num_classes") is None:
         raise GanEduError(f"model {name!r} is conditional: expected num_classes (an int >= 2)")
     if not spec.conditional:
@@ -200,5 +216,6 @@ __all__ = [
     "Generator",
     "ModelSpec",
     "build_gan",
+    "register_model",
     "parameter_counts",
 ]

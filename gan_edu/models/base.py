@@ -23,6 +23,7 @@ import json
 import math
 import os
 from abc import ABC, abstractmethod
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -33,6 +34,7 @@ from torch.utils._python_dispatch import is_in_torch_dispatch_mode
 
 from ..errors import GanEduError, check
 from ..io import atomic_open, atomic_write_json, canonical_safetensors
+from ..registry import Registry
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -45,9 +47,19 @@ MAX_LATENT_DIM = 65_536  # size of z (DCGAN: 100; StyleGAN: 512)
 MAX_CLASSES = 100_000  # classes of a conditional model (ImageNet-21k has 21,841)
 MAX_WIDTH = 16_384  # a width option (g_channels, d_channels, embed_dim...); DCGAN uses 64
 
-#: Every Generator / Discriminator class by name, filled as classes are defined.
+def _import_installed_models() -> None:
+    """Import the models installed packages declare (group gan_edu.models): defining a class registers it."""
+    for ep in entry_points(group="gan_edu.models"):
+        ep.load()
+
+
+#: Every Generator / Discriminator class by name, registered as classes are defined.
 #: from_pretrained only rebuilds classes listed here: a file names a class, it cannot bring one.
-MODULE_CLASSES: dict[str, type[GANModule]] = {}
+MODULE_CLASSES: Registry[type[nn.Module]] = Registry(
+    "model class", "gan_edu.models", kind=nn.Module, subclass=True, replace=True, on_miss=_import_installed_models,
+    how="import the module that defines it first (a Generator or Discriminator subclass registers itself), "
+    "or declare its ModelSpec as an entry point of group gan_edu.models",
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -137,7 +149,7 @@ class GANModule(nn.Module):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        MODULE_CLASSES[cls.__name__] = cls
+        MODULE_CLASSES.register(cls)
 
     # -- what the config says -------------------------------------------------------------
     @property
@@ -220,9 +232,7 @@ class GANModule(nn.Module):
         except (ValueError, KeyError, TypeError) as e:
             why = f"missing {e}" if isinstance(e, KeyError) else str(e)[:100]
             raise GanEduError(f"{config_path}: not a gan-edu model config ({why}); expected the config.json save_pretrained wrote") from None
-        klass = MODULE_CLASSES.get(name)
-        check(klass is not None, f"{config_path}: unknown model class {name!r}; expected one of {sorted(MODULE_CLASSES)}")
-        assert klass is not None
+        klass = MODULE_CLASSES.lookup(name, where=f"{config_path}: names")
         check(issubclass(klass, cls), f"{config_path}: holds a {name}, not a {cls.__name__}")
         try:
             model = klass(klass.config_class.from_dict(values))

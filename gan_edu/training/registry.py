@@ -34,9 +34,8 @@ How the ``gan-edu`` command sees your class (docs/training.md has both in full):
 
 from __future__ import annotations
 
-from importlib.metadata import entry_points
-
-from ..errors import GanEduError, check
+from ..errors import check
+from ..registry import Registry
 from .gan_trainer import GANTrainer
 
 ENTRY_POINT_GROUP = "gan_edu.trainers"
@@ -46,7 +45,8 @@ HOW_TO_REGISTER = (
 )
 
 #: Every GAN trainer class a run may name, by class name.
-TRAINERS: dict[str, type[GANTrainer]] = {"GANTrainer": GANTrainer}
+TRAINERS: Registry[type[GANTrainer]] = Registry("trainer class", ENTRY_POINT_GROUP, kind=GANTrainer, subclass=True, how=HOW_TO_REGISTER)
+TRAINERS.register(GANTrainer)
 
 
 def register_trainer(cls: type[GANTrainer]) -> type[GANTrainer]:
@@ -61,16 +61,7 @@ def register_trainer(cls: type[GANTrainer]) -> type[GANTrainer]:
     >>> get_trainer_class("QuietGANTrainer") is QuietGANTrainer
     True
     """
-    check(isinstance(cls, type) and issubclass(cls, GANTrainer), f"register_trainer({cls!r}): expected a subclass of GANTrainer")
-    name = cls.__name__
-    old = TRAINERS.get(name)
-    if old is not None and old is not cls:
-        check(
-            (old.__module__, old.__qualname__) == (cls.__module__, cls.__qualname__) and old is not GANTrainer,
-            f"trainer class {name!r} of {cls.__module__}: the name is taken by {old.__module__}.{old.__qualname__}; rename the class",
-        )
-    TRAINERS[name] = cls
-    return cls
+    return TRAINERS.register(cls)
 
 
 def get_trainer_class(trainer: type[GANTrainer] | str, *, where: str = "") -> type[GANTrainer]:
@@ -88,20 +79,4 @@ def get_trainer_class(trainer: type[GANTrainer] | str, *, where: str = "") -> ty
         name = getattr(trainer, "__name__", repr(trainer))
         check(TRAINERS.get(name) is trainer, f"trainer class {name!r} is not registered, so its runs could not be resumed; " + HOW_TO_REGISTER.format(name=name))
         return trainer
-    name = trainer
-    if name in TRAINERS:
-        return TRAINERS[name]
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        if ep.name == name:
-            try:
-                cls = ep.load()
-            except (ImportError, AttributeError) as e:  # the package is half installed, or names a class it lacks
-                raise GanEduError(f"entry point {name} = {ep.value} (group {ENTRY_POINT_GROUP}): cannot be loaded ({type(e).__name__}: {e}); "
-                                  f"expected an importable GANTrainer subclass: reinstall the package that declares it") from None
-            check(
-                isinstance(cls, type) and issubclass(cls, GANTrainer) and cls.__name__ == name,
-                f"entry point {name} = {ep.value} (group {ENTRY_POINT_GROUP}): expected a GANTrainer subclass named {name}",
-            )
-            return register_trainer(cls)
-    what = f"{where}: trained by trainer class {name!r}, which is not registered here" if where else f"trainer class {name!r} is not registered"
-    raise GanEduError(f"{what} (known: {', '.join(TRAINERS)}); " + HOW_TO_REGISTER.format(name=name))
+    return TRAINERS.lookup(trainer, where=f"{where}: trained by" if where else "")

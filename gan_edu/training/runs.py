@@ -130,7 +130,7 @@ def resume_gan_run(run_dir: str | Path, **overrides: Any) -> tuple[GANTrainer, I
     try:
         modules = []
         for key in ("generator", "discriminator"):
-            klass = MODULE_CLASSES[cfg[key]["class"]]
+            klass = MODULE_CLASSES.lookup(str(cfg[key]["class"]))
             modules.append(klass(klass.config_class.from_dict(cfg[key]["config"])))
         loss = get_loss(cfg["loss"]["name"], **cfg["loss"].get("options", {}))
         trainer_cfg = cls.config_class.from_dict({"ema": False, **cfg["trainer"], **overrides})  # runs from before ema had none
