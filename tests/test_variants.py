@@ -245,3 +245,42 @@ def test_a_bank_records_its_trainer_class_and_resumes_its_members_with_it(tmp_pa
     del registry["CountingBankTrainer"]
     with pytest.raises(GanEduError, match="trained by trainer class 'CountingBankTrainer', which is not registered here"):
         resume_bank(tmp_path / "bank", epochs=3)
+
+
+# -- an objective's own terms are logged by name, apart from d_loss / g_loss ------------------------------
+def test_an_objective_returning_named_terms_logs_each_and_minimises_their_sum(tiny_shapes, tmp_path):
+    @register_trainer
+    class ShrinkingGANTrainer(GANTrainer):
+        def discriminator_objective(self, real_logits, fake_logits, **inputs):
+            shrink = 0.1 * (real_logits.square().mean() + fake_logits.square().mean())  # keeps D's logits small
+            return {"d_loss": super().discriminator_objective(real_logits, fake_logits, **inputs), "d_shrink": shrink}
+
+        def generator_objective(self, fake_logits, **inputs):
+            return {"g_loss": super().generator_objective(fake_logits, **inputs), "g_zero": 0.0 * fake_logits.mean()}
+
+    try:
+        torch.manual_seed(0)
+        shrinking = new_gan_run("dcgan", tiny_shapes, config=cfg(), out_dir=tmp_path / "s", trainer_class=ShrinkingGANTrainer, **TINY)
+        shrinking.fit(tiny_shapes)
+        torch.manual_seed(0)
+        plain = new_gan_run("dcgan", tiny_shapes, config=cfg(), out_dir=None, **TINY)
+        plain.fit(tiny_shapes)
+        first, plain_first = shrinking.history[0], plain.history[0]
+        assert first["d_shrink"] > 0 and first["g_zero"] == 0.0
+        assert first["d_loss"] == pytest.approx(plain_first["d_loss"], rel=1e-5)  # d_loss is the loss's term alone
+        logged = [json.loads(line) for line in (tmp_path / "s" / "history.jsonl").read_text().splitlines()]
+        assert all("d_shrink" in r for r in logged)  # kept in the run's history file too
+        # The sum is what D minimised: its later steps differ from the plain run's.
+        assert shrinking.history[-2]["d_loss"] != pytest.approx(plain.history[-2]["d_loss"], rel=1e-6)
+    finally:
+        del TRAINERS["ShrinkingGANTrainer"]
+
+    class WrongGANTrainer(GANTrainer):
+        def generator_objective(self, fake_logits, **inputs):
+            return [fake_logits.mean()]
+
+    from gan_edu.models import build_gan
+
+    g, d = build_gan("dcgan", image_shape=tiny_shapes.image_shape, **TINY)
+    with pytest.raises(GanEduError, match="objective list: expected a scalar tensor or a dict of named scalar tensors"):
+        WrongGANTrainer(g, d, None, cfg()).fit(tiny_shapes)

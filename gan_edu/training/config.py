@@ -1,10 +1,11 @@
-"""The options of the training loop, shared by every trainer; each trainer adds its own in a subclass."""
+"""The options of the training loop, shared by every trainer, and the GAN trainer's own (each trainer adds its own in a subclass)."""
 
 from __future__ import annotations
 
 import dataclasses
 from typing import Any, ClassVar
 
+from ..augment import parse_policy
 from ..domains import NonNegativeInt, PositiveFloat, PositiveInt, check_domains
 from ..errors import check
 from .devices import PRECISIONS, resolve_device
@@ -80,3 +81,32 @@ class TrainerConfig:
         fixed = sorted(set(changes) - cls.resumable)
         check(not fixed, f"resume {where} with {', '.join(f'{k}={changes[k]!r}' for k in fixed)}: a resume keeps the run's own "
               f"{', '.join(fixed)}; expected changes of {', '.join(sorted(cls.resumable))} only")
+
+
+@dataclasses.dataclass(frozen=True)
+class GANTrainerConfig(TrainerConfig):
+    """Options of GAN training, on top of the loop's."""
+
+    lr_g: float = 2e-4  # Adam learning rate of G: 2e-4 as in Radford et al.
+    lr_d: float = 2e-4  # Adam learning rate of D
+    beta1: float = 0.5  # Adam beta1: 0.5, not 0.9, steadies GAN training (Radford et al.)
+    beta2: float = 0.999  # Adam beta2
+    d_steps: PositiveInt | None = None  # D updates per G update; None: the loss's own (5 for WGAN-GP, else 1)
+    ema: bool = True  # keep an average of G's weights (Yazici et al. 2019); grids, saved G and export use it
+    ema_decay: float = 0.999  # its decay (warmed up as min(decay, (1+n)/(10+n))): ~ the last 1,000 G updates
+    diffaugment: str = ""  # D sees real and fake through these differentiable transforms: translation,cutout,color (Zhao et al. 2020)
+    snapshots: NonNegativeInt = 0  # also keep the sampling G at the ends of the last N epochs before the final one (snapshots/), for a snapshot ensemble of synthetic data
+    samples_per_class: PositiveInt = 8  # sample grid: columns per class row (conditional models)
+    num_samples: PositiveInt = 64  # sample grid: images in all (unconditional models)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for name in ("lr_g", "lr_d"):
+            value = getattr(self, name)
+            check(isinstance(value, (int, float)) and 0 < value < 1, f"{name}={value!r}: expected a learning rate in (0, 1)")
+        for name in ("beta1", "beta2"):
+            value = getattr(self, name)
+            check(isinstance(value, (int, float)) and 0 <= value < 1, f"{name}={value!r}: expected a value in [0, 1)")
+        check(isinstance(self.ema, bool), f"ema={self.ema!r}: expected True or False")
+        check(isinstance(self.ema_decay, float) and 0 <= self.ema_decay < 1, f"ema_decay={self.ema_decay!r}: expected a float in [0, 1)")
+        parse_policy(self.diffaugment)  # one line naming a bad transform

@@ -228,3 +228,23 @@ class SumOverRanks(torch.autograd.Function):
         grad = grad.clone()
         dist.all_reduce(grad)
         return grad
+
+
+class JointForward(nn.Module):
+    """Several calls of D as one module call (DDP wants one forward per backward).
+
+    Args:
+        discriminator: the D (or its compiled view); the wrapper holds no weights of its own.
+    """
+
+    def __init__(self, discriminator: nn.Module, *, with_classes: bool = False) -> None:
+        super().__init__()
+        self.discriminator = discriminator
+        self.with_classes = with_classes  # also D's class logits (an aux_head D, for AC-GAN)
+
+    def forward(self, batches: tuple[tuple[torch.Tensor, torch.Tensor | None], ...]) -> tuple[Any, ...]:
+        """``(images (N, C, H, W), labels (N,) or None)`` pairs to their ``(N,)`` logits, one D call each
+        (with ``with_classes``: ``(logits (N,), class logits (N, K))`` pairs)."""
+        if self.with_classes:
+            return tuple(self.discriminator(images, labels, with_classes=True) for images, labels in batches)
+        return tuple(self.discriminator(images, labels) for images, labels in batches)

@@ -41,53 +41,23 @@ would not be averaged over the processes: go through ``discriminate``.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
-from torch import nn
 
-from ..augment import DiffAugment, parse_policy
+from ..augment import DiffAugment
 from ..data.loader import Batch
-from ..domains import NonNegativeInt, PositiveInt
 from ..errors import check
 from ..losses import GANLoss, NonSaturatingLoss
 from ..models.base import Discriminator, Generator
 from .callbacks import Callback
+from .config import GANTrainerConfig
+from .distributed import JointForward
 from .ema import EMA
 from .pictures import LossCurves, SampleGrid, SaveModels
-from .trainer import Trainer, TrainerConfig
-
-
-@dataclasses.dataclass(frozen=True)
-class GANTrainerConfig(TrainerConfig):
-    """Options of GAN training, on top of the loop's."""
-
-    lr_g: float = 2e-4  # Adam learning rate of G: 2e-4 as in Radford et al.
-    lr_d: float = 2e-4  # Adam learning rate of D
-    beta1: float = 0.5  # Adam beta1: 0.5, not 0.9, steadies GAN training (Radford et al.)
-    beta2: float = 0.999  # Adam beta2
-    d_steps: PositiveInt | None = None  # D updates per G update; None: the loss's own (5 for WGAN-GP, else 1)
-    ema: bool = True  # keep an average of G's weights (Yazici et al. 2019); grids, saved G and export use it
-    ema_decay: float = 0.999  # its decay (warmed up as min(decay, (1+n)/(10+n))): ~ the last 1,000 G updates
-    diffaugment: str = ""  # D sees real and fake through these differentiable transforms: translation,cutout,color (Zhao et al. 2020)
-    snapshots: NonNegativeInt = 0  # also keep the sampling G at the ends of the last N epochs before the final one (snapshots/), for a snapshot ensemble of synthetic data
-    samples_per_class: PositiveInt = 8  # sample grid: columns per class row (conditional models)
-    num_samples: PositiveInt = 64  # sample grid: images in all (unconditional models)
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        for name in ("lr_g", "lr_d"):
-            value = getattr(self, name)
-            check(isinstance(value, (int, float)) and 0 < value < 1, f"{name}={value!r}: expected a learning rate in (0, 1)")
-        for name in ("beta1", "beta2"):
-            value = getattr(self, name)
-            check(isinstance(value, (int, float)) and 0 <= value < 1, f"{name}={value!r}: expected a value in [0, 1)")
-        check(isinstance(self.ema, bool), f"ema={self.ema!r}: expected True or False")
-        check(isinstance(self.ema_decay, float) and 0 <= self.ema_decay < 1, f"ema_decay={self.ema_decay!r}: expected a float in [0, 1)")
-        parse_policy(self.diffaugment)  # one line naming a bad transform
+from .trainer import Trainer
 
 
 class GANTrainer(Trainer):
@@ -241,8 +211,8 @@ class GANTrainer(Trainer):
             labels: ``(N,)`` classes of both (conditional models), else None.
         """
         real_logits, fake_logits = self.discriminate((real, labels), (fake, labels), update=True)  # (N,), (N,)
-        loss_d = self.discriminator_objective(real_logits, fake_logits, real=real, fake=fake, labels=labels)
-        return self.update_discriminator(loss_d, real, fake, labels, real_logits=real_logits, fake_logits=fake_logits)
+        loss_d, terms = objective_terms(self.discriminator_objective(real_logits, fake_logits, real=real, fake=fake, labels=labels), "d_loss")
+        return {**self.update_discriminator(loss_d, real, fake, labels, real_logits=real_logits, fake_logits=fake_logits), **terms}
 
     def generator_step(self, fake: torch.Tensor, labels: torch.Tensor | None) -> dict[str, torch.Tensor]:
         """(2) Update G: minimise :meth:`generator_objective` (non-saturating: maximise log D(G(z))).
@@ -252,8 +222,8 @@ class GANTrainer(Trainer):
             labels: ``(N,)`` their classes (conditional models), else None.
         """
         (fake_logits,) = self.discriminate((fake, labels))  # (N,), by the freshly updated D
-        loss_g = self.generator_objective(fake_logits, fake=fake, labels=labels)
-        return self.update_generator(loss_g)
+        loss_g, terms = objective_terms(self.generator_objective(fake_logits, fake=fake, labels=labels), "g_loss")
+        return {**self.update_generator(loss_g), **terms}
 
     # -- the hooks: what a variant changes ------------------------------------------------------
     def fake_batch(self, n: int, labels: torch.Tensor | None) -> torch.Tensor:
@@ -268,16 +238,20 @@ class GANTrainer(Trainer):
 
     def discriminator_objective(
         self, real_logits: torch.Tensor, fake_logits: torch.Tensor, *, real: torch.Tensor, fake: torch.Tensor, labels: torch.Tensor | None
-    ) -> torch.Tensor:
+    ) -> Objective:
         """What D minimises, from its fp32 logits ``(N,)`` on the real and the fake batch: the loss's D term.
 
         The images ``(N, C, H, W)`` and labels D judged come along for objectives that need them.
-        The loss's penalty is added after this, by :meth:`update_discriminator`.
+        The loss's penalty is added after this, by :meth:`update_discriminator`. An override may
+        return named scalar terms instead of one scalar, ``{"d_loss": loss_term, "d_mine": mine}``:
+        D minimises their sum, and each is logged (and kept in the history) under its name, so
+        ``d_loss`` stays the loss's own term (without a ``"d_loss"`` entry it is the sum).
         """
         return self.loss.discriminator_loss(real_logits, fake_logits)
 
-    def generator_objective(self, fake_logits: torch.Tensor, *, fake: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
-        """What G minimises, from D's fp32 logits ``(N,)`` on the fake batch: the loss's G term."""
+    def generator_objective(self, fake_logits: torch.Tensor, *, fake: torch.Tensor, labels: torch.Tensor | None) -> Objective:
+        """What G minimises, from D's fp32 logits ``(N,)`` on the fake batch: the loss's G term
+        (or named terms, as :meth:`discriminator_objective` may return; ``g_loss`` for the loss's)."""
         return self.loss.generator_loss(fake_logits)
 
     # -- the plumbing every step goes through ---------------------------------------------------
@@ -340,21 +314,25 @@ class GANTrainer(Trainer):
         return {"g_loss": loss_g.detach()}
 
 
-class JointForward(nn.Module):
-    """Several calls of D as one module call (DDP wants one forward per backward).
+#: What an objective hook returns: one scalar, or named scalar terms whose sum is minimised.
+Objective = torch.Tensor | dict[str, torch.Tensor]
 
-    Args:
-        discriminator: the D (or its compiled view); the wrapper holds no weights of its own.
+
+def objective_terms(objective: Objective, main: str) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """The scalar to minimise and the terms to log: ``(objective, {})`` for a scalar; for named
+    terms their sum, and each term detached (``main``, the loss's own term, reported as such).
+
+    >>> total, terms = objective_terms({"d_loss": torch.tensor(1.0), "d_extra": torch.tensor(0.5)}, "d_loss")
+    >>> float(total), sorted(terms)
+    (1.5, ['d_extra', 'd_loss'])
     """
-
-    def __init__(self, discriminator: nn.Module, *, with_classes: bool = False) -> None:
-        super().__init__()
-        self.discriminator = discriminator
-        self.with_classes = with_classes  # also D's class logits (an aux_head D, for AC-GAN)
-
-    def forward(self, batches: tuple[tuple[torch.Tensor, torch.Tensor | None], ...]) -> tuple[Any, ...]:
-        """``(images (N, C, H, W), labels (N,) or None)`` pairs to their ``(N,)`` logits, one D call each
-        (with ``with_classes``: ``(logits (N,), class logits (N, K))`` pairs)."""
-        if self.with_classes:
-            return tuple(self.discriminator(images, labels, with_classes=True) for images, labels in batches)
-        return tuple(self.discriminator(images, labels) for images, labels in batches)
+    if isinstance(objective, torch.Tensor):
+        return objective, {}
+    check(
+        isinstance(objective, dict) and len(objective) > 0
+        and all(isinstance(k, str) and isinstance(v, torch.Tensor) and v.ndim == 0 for k, v in objective.items()),
+        f"objective {type(objective).__name__}: expected a scalar tensor or a dict of named scalar tensors (e.g. {{{main!r}: ..., 'my_term': ...}})",
+    )
+    values = list(objective.values())
+    total = sum(values[1:], values[0])
+    return total, {k: v.detach() for k, v in objective.items()}
