@@ -284,3 +284,42 @@ def test_an_objective_returning_named_terms_logs_each_and_minimises_their_sum(ti
     g, d = build_gan("dcgan", image_shape=tiny_shapes.image_shape, **TINY)
     with pytest.raises(GanEduError, match="objective list: expected a scalar tensor or a dict of named scalar tensors"):
         WrongGANTrainer(g, d, None, cfg()).fit(tiny_shapes)
+
+
+# -- the resume hint names a command that knows the class ---------------------------------------------------
+def test_the_resume_hint_of_a_users_module_works_through_python_m_gan_edu_import(tmp_path, registry, monkeypatch, capsys):
+    module = "hinted_trainers_for_test"
+    (tmp_path / f"{module}.py").write_text(USER_FILE.replace("CountingGANTrainer", "HintedGANTrainer"))
+    monkeypatch.chdir(tmp_path)  # where `python -m gan_edu --import` finds the module, as a user runs it
+    run = tmp_path / "run"
+    assert main(["--import", module, "train", "--trainer", "HintedGANTrainer", "--out", str(run), "--max-steps", "2", *CLI_TINY]) == 0
+    trainer, _ = resume_gan_run(run)
+    hint = trainer.resume_hint()
+    assert hint == f"resume with: python -m gan_edu --import {module} train --resume {run}"
+    # A fresh process knows nothing of the class: the hint's command must import it itself.
+    del registry["HintedGANTrainer"]
+    monkeypatch.delitem(sys.modules, module)
+    capsys.readouterr()
+    assert main(["train", "--resume", str(run), "--max-steps", "3", "--no-progress"]) == 2  # plain: refused
+    command = hint.removeprefix("resume with: python -m gan_edu ").split() + ["--max-steps", "3", "--no-progress"]
+    assert main(command) == 0, capsys.readouterr().err
+    assert json.loads((run / "history.jsonl").read_text().splitlines()[-1])["step"] == 3
+    assert main(["--import", "no_such_module_here", "models"]) == 2
+    assert "--import no_such_module_here: cannot be imported (ModuleNotFoundError" in capsys.readouterr().err
+
+
+def test_the_resume_hint_of_a_class_in_the_running_script_or_a_notebook(tmp_path, monkeypatch, tiny_shapes):
+    from gan_edu.models import build_gan
+
+    class ScriptGANTrainer(GANTrainer):
+        pass
+
+    ScriptGANTrainer.__module__ = "__main__"
+    g, d = build_gan("dcgan", image_shape=tiny_shapes.image_shape, **TINY)
+    trainer = ScriptGANTrainer(g, d, None, cfg(), out_dir=tmp_path / "r")
+    script = tmp_path / "my_trainers.py"
+    script.write_text("")
+    monkeypatch.setattr(sys, "argv", [str(script), "train"])
+    assert trainer.resume_hint() == f"resume with: python {script} train --resume {tmp_path / 'r'}"
+    monkeypatch.setattr(sys, "argv", ["/usr/lib/python3/site-packages/ipykernel_launcher", "-f", "kernel.json"])
+    assert trainer.resume_hint() == f"resume with: gan_edu.training.runs.resume_gan_run({str(tmp_path / 'r')!r}) in the session that defines ScriptGANTrainer"

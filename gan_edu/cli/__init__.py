@@ -41,6 +41,8 @@ def build_parser(command: str | None = None) -> ArgumentParser:
 
     parser = ArgumentParser(prog=PROG, description="gan-edu: learn, try and ship DCGANs in plain PyTorch.")
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    parser.add_argument("--import", metavar="MODULE", action="append", help="import MODULE first (before the command): "
+                        "its trainer classes, losses and models register themselves (docs/training.md)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=ArgumentParser)
     names = [COMMANDS[command]] if command in COMMANDS else list(dict.fromkeys(COMMANDS.values()))
     for name in names:
@@ -68,9 +70,35 @@ def command_word(argv: Sequence[str]) -> str | None:
     return next((a for a in argv if not a.startswith("-")), None)
 
 
+def import_modules(argv: list[str]) -> list[str]:
+    """Import the modules of the leading ``--import MODULE`` options (a module of yours whose
+    trainers, losses or models register themselves); returns the rest of ``argv``."""
+    import importlib
+    import os
+
+    rest = list(argv)
+    while rest and (rest[0] == "--import" or rest[0].startswith("--import=")):
+        name, rest = (rest[0].split("=", 1)[1], rest[1:]) if "=" in rest[0] else ((rest[1:2] or [""])[0], rest[2:])
+        if not name or name.startswith("-"):
+            raise GanEduError(f"--import {name!r}: expected a module name (python -m gan_edu --import my_trainers train ...)")
+        if "" not in sys.path and os.getcwd() not in sys.path:
+            sys.path.insert(0, os.getcwd())  # the console script does not look in the current folder by itself
+        try:
+            importlib.import_module(name)
+        except ImportError as e:
+            raise GanEduError(f"--import {name}: cannot be imported ({type(e).__name__}: {e}); expected a module on the Python path "
+                              "(run the command from the folder that holds it)") from None
+    return rest
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        argv = import_modules(argv)
+    except GanEduError as e:
+        print(f"{PROG}: error: {e}", file=sys.stderr)
+        return 2
     parser = build_parser(command_word(argv))
     args = parser.parse_args(argv)
     if getattr(args, "func", None) is None:

@@ -158,7 +158,13 @@ class GANTrainer(Trainer):
         }
 
     def resume_command(self) -> str:
-        return f"gan-edu train --resume {self.out_dir or 'RUN_DIR'}"
+        from .registry import command_for  # the registry holds this class: imported when asked
+
+        run = self.out_dir or "RUN_DIR"
+        command = command_for(type(self))
+        if command is None:  # a class of a notebook: only this session knows it
+            return f"gan_edu.training.runs.resume_gan_run({str(run)!r}) in the session that defines {type(self).__name__}"
+        return f"{command} train --resume {run}"
 
     def graph_blocker(self) -> str | None:
         if self.loss.has_penalty:
