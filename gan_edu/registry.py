@@ -110,21 +110,32 @@ class Registry(dict[str, T], Generic[T]):
         how = f"; {self.how.format(name=name)}" if self.how else ""
         raise GanEduError(f"{what}; expected one of {', '.join(self.names()) or '(none)'}{how}")
 
-    def load_entry_point(self, name: str | None = None) -> bool:
-        """Load the entry points of :attr:`group` named ``name`` (every one when None); True if one was."""
+    def load_entry_point(self, name: str | None = None, *, strict: bool = True) -> bool:
+        """Load the entry points of :attr:`group` named ``name`` (every one when None); True if one was.
+
+        ``strict=False`` (the command line building its flags from every installed trainer) skips
+        an entry point that cannot be loaded: a lookup of its name then says why.
+        """
         found = False
         for ep in entry_points(group=self.group):
             if name is not None and ep.name != name:
                 continue
             try:
-                thing = ep.load()
-            except (ImportError, AttributeError) as e:  # the package is half installed, or names something it lacks
-                raise GanEduError(f"entry point {ep.name} = {ep.value} (group {self.group}): cannot be loaded ({type(e).__name__}: {e}); "
-                                  f"expected an importable {self.kind.__name__}{' subclass' if self.subclass else ''}: "
-                                  "reinstall the package that declares it") from None
-            if self.subclass:
-                check(self._fits(thing) and self.name_of(thing) == ep.name,
-                      f"entry point {ep.name} = {ep.value} (group {self.group}): expected a {self.kind.__name__} subclass named {ep.name}")
-            self.register(thing, name=ep.name)
-            found = True
+                found = self._load(ep) or found
+            except GanEduError:
+                if strict:
+                    raise
         return found
+
+    def _load(self, ep: Any) -> bool:
+        try:
+            thing = ep.load()
+        except (ImportError, AttributeError) as e:  # the package is half installed, or names something it lacks
+            raise GanEduError(f"entry point {ep.name} = {ep.value} (group {self.group}): cannot be loaded ({type(e).__name__}: {e}); "
+                              f"expected an importable {self.kind.__name__}{' subclass' if self.subclass else ''}: "
+                              "reinstall the package that declares it") from None
+        if self.subclass:
+            check(self._fits(thing) and self.name_of(thing) == ep.name,
+                  f"entry point {ep.name} = {ep.value} (group {self.group}): expected a {self.kind.__name__} subclass named {ep.name}")
+        self.register(thing, name=ep.name)
+        return True

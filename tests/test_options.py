@@ -88,6 +88,35 @@ def test_a_registered_variants_own_options_are_flags_too(monkeypatch, capsys):
         GANTrainerConfig.from_dict(read_options(args))
 
 
+def test_an_installed_trainers_own_options_are_flags_and_config_keys(tmp_path, monkeypatch, capsys):
+    """A trainer declared by an installed package (entry point group gan_edu.trainers): its config's
+    fields are flags of gan-edu train and keys of --config, as a trainer registered by a script's are."""
+    site = tmp_path / "site"
+    (site / "paced_trainers-1.0.dist-info").mkdir(parents=True)
+    (site / "paced_trainers.py").write_text(
+        "import dataclasses\nfrom gan_edu.domains import PositiveInt\nfrom gan_edu.training import GANTrainer, GANTrainerConfig\n"
+        "@dataclasses.dataclass(frozen=True)\nclass PacedConfig(GANTrainerConfig):\n"
+        "    pace: PositiveInt = 2  # a packaged variant's own option\n"
+        "class PacedGANTrainer(GANTrainer):\n    config_class = PacedConfig\n"
+    )
+    (site / "paced_trainers-1.0.dist-info" / "METADATA").write_text("Metadata-Version: 2.1\nName: paced-trainers\nVersion: 1.0\n")
+    (site / "paced_trainers-1.0.dist-info" / "entry_points.txt").write_text("[gan_edu.trainers]\nPacedGANTrainer = paced_trainers:PacedGANTrainer\n")
+    monkeypatch.syspath_prepend(str(site))
+    try:
+        assert actions("train")["pace"].option_strings == ["--pace"]
+        args = build_parser("train").parse_args(["train", "--trainer", "PacedGANTrainer", "--pace", "5"])
+        assert read_options(args) == {"pace": 5}
+        path = write(tmp_path, "run.json", json.dumps({"trainer": "PacedGANTrainer", "pace": 7, "max_steps": 1}))
+        run = tmp_path / "run"
+        argv = ["train", "--config", str(path), "--out", str(run), "--num-images", "16", "--batch-size", "8", "--g-channels", "4", "--d-channels", "4", "--no-progress"]
+        assert main(argv) == 0, capsys.readouterr().err
+        recorded = json.loads((run / "config.json").read_text())
+        assert recorded["trainer_class"] == "PacedGANTrainer" and recorded["trainer"]["pace"] == 7
+        assert "pace" in actions("pipeline") or "gan.pace" in actions("pipeline")
+    finally:
+        TRAINERS.pop("PacedGANTrainer", None)
+
+
 # -- --config FILE ------------------------------------------------------------------------------
 def write(tmp_path, name: str, text: str):
     path = tmp_path / name

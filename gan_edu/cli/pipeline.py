@@ -44,6 +44,7 @@ def register(sub: Any) -> None:
     defaults = {f.name: f.default_factory() for f in dataclasses.fields(PipelineConfig) if f.default_factory is not dataclasses.MISSING}  # type: ignore[misc]
     loop = {f.name for f in dataclasses.fields(TrainerConfig)}
     gan = p.add_argument_group("the GAN stage (PipelineConfig.gan)", "the GAN trainer's options: --gan-NAME; the GAN's own also as in gan-edu train (--lr-g, --ema)")
+    TRAINERS.load_entry_point(strict=False)  # installed packages' trainers too
     for config_class in dict.fromkeys(t.config_class for t in TRAINERS.values()):  # a registered variant's own options too
         own = [f.name for f in dataclasses.fields(config_class) if f.name not in loop]
         FIELDS.extend(add_dataclass_arguments(gan, config_class, section="gan", exclude=EXPERIMENT_WIDE, bare=own, defaults=defaults["gan"]))
