@@ -319,7 +319,7 @@ class LeastSquaresLoss(GANLoss):
 #: Losses by the name ``--loss`` takes (and a run's ``config.json`` records).
 LOSSES: Registry[type[GANLoss]] = Registry(
     "loss", "gan_edu.losses", kind=GANLoss, subclass=True, name_of=lambda cls: cls.__dict__.get("name", ""),
-    how="register it with gan_edu.losses.register_loss({name}) before the run starts or resumes (a class with its own name = ...), "
+    how="register its class (name = {name!r}) with @gan_edu.losses.register_loss before the run starts or resumes, "
     "or declare it as an entry point of group gan_edu.losses (docs/losses.md)",
 )
 

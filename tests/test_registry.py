@@ -208,3 +208,50 @@ def test_losses_and_models_of_an_installed_package_are_found_by_name(tmp_path, m
     finally:
         LOSSES.pop("packaged", None)
         MODELS.pop("packaged-dcgan", None)
+
+
+def test_a_custom_loss_run_records_its_options_and_resumes(tmp_path, tiny_shapes):
+    """The lightest variant, a GANLoss subclass: registered, its run records its constructor's
+    options (not {}) and resume rebuilds the same loss; unregistered, resume says how to fix it."""
+    import torch
+
+    from gan_edu.errors import GanEduError
+    from gan_edu.losses import GANLoss, register_loss
+    from gan_edu.training import GANTrainerConfig
+    from gan_edu.training.runs import new_gan_run
+
+    @register_loss
+    class MarginHingeLoss(GANLoss):
+        name = "margin-hinge-for-test"
+
+        def __init__(self, margin: float = 1.0, *, r1: float = 0.0) -> None:
+            super().__init__(r1=r1)
+            self.margin = margin
+
+        def discriminator_loss(self, real_logits, fake_logits):
+            return torch.relu(self.margin - real_logits).mean() + torch.relu(self.margin + fake_logits).mean()
+
+        def generator_loss(self, fake_logits):
+            return -fake_logits.mean()
+
+    config = GANTrainerConfig(max_steps=2, batch_size=8, progress=False, device="cpu")
+    run = tmp_path / "run"
+    try:
+        trainer = new_gan_run("dcgan", tiny_shapes, loss=MarginHingeLoss(0.5), config=config, out_dir=run, **TINY_WIDTHS)
+        trainer.fit(tiny_shapes)
+        assert json.loads((run / "config.json").read_text())["loss"] == {"name": "margin-hinge-for-test", "options": {"margin": 0.5}, "d_steps": 1}
+        resumed, _ = resume_gan_run(run, max_steps=3)
+        assert type(resumed.loss) is MarginHingeLoss and resumed.loss.margin == 0.5 and resumed.step == 2
+    finally:
+        del LOSSES["margin-hinge-for-test"]
+    with pytest.raises(GanEduError, match=r"loss 'margin-hinge-for-test' is not registered; .*\(name = 'margin-hinge-for-test'\) with @gan_edu.losses.register_loss"):
+        resume_gan_run(run, max_steps=3)
+
+    class ForgetfulLoss(MarginHingeLoss):
+        name = "forgetful"
+
+        def __init__(self, scale: float = 1.0) -> None:
+            super().__init__()  # scale is not kept: a run could not record it
+
+    with pytest.raises(GanEduError, match="constructor argument 'scale' is not kept as self.scale"):
+        ForgetfulLoss(2.0).options()
