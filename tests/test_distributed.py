@@ -186,3 +186,18 @@ def test_sync_batchnorm_is_plain_batchnorm_in_one_process():
     assert isinstance(synced[0], distributed.AllReduceBatchNorm2d)
     assert torch.equal(synced(x), expected)
     assert set(synced.state_dict()) == {"0.weight", "0.bias", "0.running_mean", "0.running_var", "0.num_batches_tracked"}
+
+
+@pytest.mark.slow  # torchrun, two processes
+def test_the_r1_refusal_under_torchrun_is_printed_once_on_its_own_line(tmp_path):
+    cmd = [
+        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port()),
+        "-m", "gan_edu", "train", "--device", "cpu", "--out", str(tmp_path / "run"), "--num-images", "32", "--batch-size", "16",
+        "--g-channels", "4", "--d-channels", "4", "--max-steps", "1", "--no-progress", "--r1", "1",
+    ]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=240)
+    assert proc.returncode != 0
+    said = [line for line in proc.stderr.splitlines() if "gradient penalties are computed outside DistributedDataParallel" in line]
+    assert len(said) == 1 and said[0].startswith("gan-edu: error: loss NonSaturatingLoss(r1=1.0) under torchrun"), proc.stderr[-3000:]
+    assert said[0].endswith("and no --r1")

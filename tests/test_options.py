@@ -117,6 +117,19 @@ def test_an_installed_trainers_own_options_are_flags_and_config_keys(tmp_path, m
         TRAINERS.pop("PacedGANTrainer", None)
 
 
+def test_every_domain_type_is_documented_for_variant_authors_and_r1_help_says_its_limits():
+    import typing
+
+    from gan_edu import domains
+
+    names = [n for n, v in vars(domains).items() if typing.get_origin(v) is typing.Annotated]
+    assert "NonNegativeFloat" in names
+    text = (Path(__file__).resolve().parents[1] / "docs" / "training.md").read_text()
+    assert all(f"`{n}`" in text for n in names), [n for n in names if f"`{n}`" not in text]
+    r1 = actions("train")["r1"].help
+    assert "(any loss)" not in r1 and "refused under torchrun" in r1
+
+
 # -- --config FILE ------------------------------------------------------------------------------
 def write(tmp_path, name: str, text: str):
     path = tmp_path / name

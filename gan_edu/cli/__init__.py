@@ -115,7 +115,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if trainer is not None and isinstance(e, trainer.TrainingDiverged):
             print(f"{PROG}: error: {e}", file=sys.stderr)
             return 1
-        print(f"{PROG}: error: {e}", file=sys.stderr)
+        distributed = sys.modules.get("gan_edu.training.distributed")
+        if distributed is not None and isinstance(e, distributed.RefusedOnEveryRank) and not distributed.World.from_env().is_main:
+            return 2  # rank 0 says it: once, not once per process
+        sys.stderr.write(f"{PROG}: error: {e}\n")  # one write: processes of a torchrun run do not interleave within a line
+        sys.stderr.flush()
         return 2
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)

@@ -64,7 +64,8 @@ def register(sub: Any) -> None:
     p.add_argument("--model", choices=list(MODELS), help="registry model (default dcgan)")
     p.add_argument("--loss", choices=list(LOSSES), help="GAN loss (default non-saturating)")
     p.add_argument("--trainer", metavar="NAME", help="registered trainer class (default GANTrainer; yours: docs/training.md)")
-    p.add_argument("--r1", type=positive_float, metavar="GAMMA", help="add the R1 penalty GAMMA/2 ||grad D(x)||^2 on real images (any loss)")
+    p.add_argument("--r1", type=positive_float, metavar="GAMMA", help="add the R1 penalty GAMMA/2 ||grad D(x)||^2 on real images, to any loss; "
+                   "refused under torchrun (not averaged across processes), and the step then runs eagerly under --cuda-graph")
     p.add_argument("--per-class", action="store_true", help="train one G/D pair per class into one bank folder (a generator bank)")
     p.add_argument("--out", type=Path, help="run folder (default runs/DATASET-MODEL, or runs/DATASET-MODEL-per-class)")
     p.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue the run (or bank) in RUN_DIR from its last checkpoint")

@@ -230,6 +230,12 @@ class SumOverRanks(torch.autograd.Function):
         return grad
 
 
+
+class RefusedOnEveryRank(GanEduError):
+    """A refusal every process of a torchrun run makes alike (it comes from the options, not from the
+    machine): the command prints it once, from rank 0, instead of once per process."""
+
+
 class JointForward(nn.Module):
     """Several calls of D as one module call (DDP wants one forward per backward).
 

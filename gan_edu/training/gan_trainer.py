@@ -54,7 +54,7 @@ from ..losses import GANLoss, NonSaturatingLoss
 from ..models.base import Discriminator, Generator
 from .callbacks import Callback
 from .config import GANTrainerConfig
-from .distributed import JointForward
+from .distributed import JointForward, RefusedOnEveryRank
 from .ema import EMA
 from .pictures import LossCurves, SampleGrid, SaveModels
 from .trainer import Trainer
@@ -111,11 +111,11 @@ class GANTrainer(Trainer):
         self.d_judge = JointForward(self.d_forward, with_classes=self.wants_class_logits)  # D as G's judge: the plain D, no DDP
         self.class_logits: tuple[torch.Tensor, ...] = ()  # with wants_class_logits: (N, K) class logits of discriminate's last call, per batch
         self.loss = loss if loss is not None else NonSaturatingLoss()
-        check(
-            not (self.world.active and self.loss.has_penalty),
-            f"loss {self.loss!r} under torchrun: gradient penalties are computed outside DistributedDataParallel "
-            "and would not be averaged across processes; expected a loss without a penalty (minimax, non-saturating, hinge, least-squares)",
-        )
+        if self.world.active and self.loss.has_penalty:  # every rank refuses alike: the command says it once
+            raise RefusedOnEveryRank(
+                f"loss {self.loss!r} under torchrun: gradient penalties are computed outside DistributedDataParallel and would not "
+                "be averaged across processes; expected a loss without a penalty (minimax, non-saturating, hinge, least-squares) and no --r1"
+            )
         self.d_steps = config.d_steps if config.d_steps is not None else self.loss.d_steps
         self.meta = dict(meta or {})
         betas = (config.beta1, config.beta2)
