@@ -297,3 +297,12 @@ def test_a_failed_recording_puts_the_eager_settings_back(rehearse, tiny_shapes):
     assert not trainer.opt_g.param_groups[0]["capturable"] and trainer.autocast()._cache_enabled
     trainer.fit(tiny_shapes)  # a second fit does not try again
     assert trainer.captured is None
+
+
+def test_switching_cuda_graph_off_between_fits_gives_the_eager_settings(rehearse, tiny_shapes):
+    trainer = new_gan_run("cdcgan", tiny_shapes, config=_gan_config(cuda_graph=True, max_steps=4, precision="bf16"), out_dir=None, **TINY)
+    trainer.fit(tiny_shapes)
+    assert trainer.captured is not None and trainer.opt_d.param_groups[0]["capturable"]
+    trainer.config = _gan_config(cuda_graph=False, max_steps=6, precision="bf16")
+    trainer.fit(tiny_shapes)
+    assert trainer.captured is None and not trainer.opt_d.param_groups[0]["capturable"] and trainer.autocast()._cache_enabled

@@ -170,11 +170,11 @@ class StepRecorder:
 
     def capture_step(self, trainer: Trainer, loader: Any = None) -> CapturedStep | None:
         """The recorded step when ``cuda_graph`` is on and it can apply; else None, saying why once."""
-        if not trainer.config.cuda_graph:
-            return None
         reason = self.blocker(trainer)
-        if reason is not None:
-            self.say(reason)
+        if reason is not None:  # the eager step, with eager settings (cuda_graph may have been switched off since)
+            eager_settings(trainer.optimizers().values())
+            if trainer.config.cuda_graph:
+                self.say(reason)
             return None
         assert self.backend is not None
         # The same tensors (a resume replaces optimizer states) and numbers: the recording still holds.
