@@ -22,8 +22,8 @@
    calling D through ``self.discriminate(..., update=True)`` (all calls as one DDP forward) and
    finishing with ``self.update_discriminator`` (the penalty, the optimizer step, the metrics).
 
-Trainer classes are registered (``register_trainer``), so a run records its class and resume
-rebuilds it. To use them from the ``gan-edu`` command, see docs/training.md.
+Trainer classes are registered (``register_trainer``), and so is the loss (``register_loss``),
+so a run records its class and loss and resume rebuilds them. To use them from the ``gan-edu`` command, see docs/training.md.
 """
 
 from __future__ import annotations
@@ -37,12 +37,13 @@ import torch.nn.functional as F
 
 from gan_edu.data import load_dataset
 from gan_edu.errors import GanEduError, check
-from gan_edu.losses import GANLoss, NonSaturatingLoss
+from gan_edu.losses import GANLoss, NonSaturatingLoss, register_loss
 from gan_edu.training import GANTrainer, GANTrainerConfig, distributed, register_trainer
 from gan_edu.training.runs import new_gan_run, resume_gan_run
 
 
 # -- 1. a loss subclass: a formula on the logits ---------------------------------------------------
+@register_loss  # a run records its name (and options); resume rebuilds it
 class PearsonLeastSquaresLoss(GANLoss):
     """LSGAN with a = -1, b = 1, c = 0: D minimises ``(l_real - 1)^2 / 2 + (l_fake + 1)^2 / 2``, G minimises ``l_fake^2 / 2``."""
 
