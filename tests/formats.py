@@ -126,3 +126,15 @@ def write_image_tree(root: Path) -> None:
     Image.new("RGB", (64, 64), (10, 10, 200)).save(root / "dog" / "a.jpg")
     Image.new("RGB", (33, 17), (250, 250, 250)).save(root / "dog" / "b.JPEG")
     (root / "dog" / "notes.txt").write_text("not an image")
+
+
+def write_installed_package(site: Path, module: str, source: str, entry_points: dict[str, dict[str, str]]) -> Path:
+    """A package as pip installs it into ``site``: ``module.py`` holding ``source``, and its
+    dist-info declaring ``entry_points`` (group -> name -> "module:attribute"). Put ``site`` on
+    ``sys.path`` and ``importlib.metadata.entry_points`` finds them. Returns ``site``."""
+    info = site / f"{module}-1.0.dist-info"
+    info.mkdir(parents=True)
+    (site / f"{module}.py").write_text(source)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {module.replace('_', '-')}\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("".join(f"[{g}]\n" + "".join(f"{n} = {v}\n" for n, v in eps.items()) for g, eps in entry_points.items()))
+    return site

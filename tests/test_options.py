@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from formats import write_installed_package
 
 from gan_edu.cli import build_parser, main
 from gan_edu.cli.options import field_comments, flag_name
@@ -91,16 +92,12 @@ def test_a_registered_variants_own_options_are_flags_too(monkeypatch, capsys):
 def test_an_installed_trainers_own_options_are_flags_and_config_keys(tmp_path, monkeypatch, capsys):
     """A trainer declared by an installed package (entry point group gan_edu.trainers): its config's
     fields are flags of gan-edu train and keys of --config, as a trainer registered by a script's are."""
-    site = tmp_path / "site"
-    (site / "paced_trainers-1.0.dist-info").mkdir(parents=True)
-    (site / "paced_trainers.py").write_text(
+    site = write_installed_package(tmp_path / "site", "paced_trainers", (
         "import dataclasses\nfrom gan_edu.domains import PositiveInt\nfrom gan_edu.training import GANTrainer, GANTrainerConfig\n"
         "@dataclasses.dataclass(frozen=True)\nclass PacedConfig(GANTrainerConfig):\n"
         "    pace: PositiveInt = 2  # a packaged variant's own option\n"
         "class PacedGANTrainer(GANTrainer):\n    config_class = PacedConfig\n"
-    )
-    (site / "paced_trainers-1.0.dist-info" / "METADATA").write_text("Metadata-Version: 2.1\nName: paced-trainers\nVersion: 1.0\n")
-    (site / "paced_trainers-1.0.dist-info" / "entry_points.txt").write_text("[gan_edu.trainers]\nPacedGANTrainer = paced_trainers:PacedGANTrainer\n")
+    ), {"gan_edu.trainers": {"PacedGANTrainer": "paced_trainers:PacedGANTrainer"}})
     monkeypatch.syspath_prepend(str(site))
     try:
         assert actions("train")["pace"].option_strings == ["--pace"]

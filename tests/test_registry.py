@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
+from formats import write_installed_package
 
 from gan_edu.cli import main
 from gan_edu.cli.models import markdown_table
@@ -184,22 +185,14 @@ def test_an_unknown_model_class_is_named_as_such_by_from_pretrained_and_resume(t
 
 def test_losses_and_models_of_an_installed_package_are_found_by_name(tmp_path, monkeypatch):
     """Entry points of the groups gan_edu.losses and gan_edu.models, as gan_edu.trainers has."""
-    import dataclasses  # noqa: F401  (used by the package below)
-
     from gan_edu.losses import get_loss
     from gan_edu.models import build_gan
 
-    site = tmp_path / "site"
-    (site / "my_gan_parts-1.0.dist-info").mkdir(parents=True)
-    (site / "my_gan_parts.py").write_text(
+    site = write_installed_package(tmp_path / "site", "my_gan_parts", (
         "import dataclasses\nfrom gan_edu.losses import NonSaturatingLoss\nfrom gan_edu.models import MODELS\n"
         "class PackagedLoss(NonSaturatingLoss):\n    name = 'packaged'\n"
         "SPEC = dataclasses.replace(MODELS['dcgan'], source='a package')\n"
-    )
-    (site / "my_gan_parts-1.0.dist-info" / "METADATA").write_text("Metadata-Version: 2.1\nName: my-gan-parts\nVersion: 1.0\n")
-    (site / "my_gan_parts-1.0.dist-info" / "entry_points.txt").write_text(
-        "[gan_edu.losses]\npackaged = my_gan_parts:PackagedLoss\n[gan_edu.models]\npackaged-dcgan = my_gan_parts:SPEC\n"
-    )
+    ), {"gan_edu.losses": {"packaged": "my_gan_parts:PackagedLoss"}, "gan_edu.models": {"packaged-dcgan": "my_gan_parts:SPEC"}})
     monkeypatch.syspath_prepend(str(site))
     try:
         assert type(get_loss("packaged")).__name__ == "PackagedLoss"
