@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from formats import write_installed_package
 
-from gan_edu.cli import main
+from gan_edu.cli import build_parser, main
 from gan_edu.cli.models import markdown_table
 from gan_edu.losses import LOSSES
 from gan_edu.models import MODELS, parameter_counts
@@ -198,6 +198,10 @@ def test_losses_and_models_of_an_installed_package_are_found_by_name(tmp_path, m
         assert type(get_loss("packaged")).__name__ == "PackagedLoss"
         g, _ = build_gan("packaged-dcgan", image_shape=(1, 28, 28), **TINY_WIDTHS)
         assert g.image_shape == (1, 28, 28) and MODELS["packaged-dcgan"].source == "a package"
+        LOSSES.pop("packaged")
+        MODELS.pop("packaged-dcgan")
+        args = build_parser("train").parse_args(["train", "--model", "packaged-dcgan", "--loss", "packaged"])  # choices of the command too
+        assert (args.model, args.loss) == ("packaged-dcgan", "packaged")
     finally:
         LOSSES.pop("packaged", None)
         MODELS.pop("packaged-dcgan", None)

@@ -61,6 +61,8 @@ def register(sub: Any) -> None:
     add_config_argument(p)
     p.add_argument("--dataset", choices=sorted(DATASETS), help="training data (default shapes)")
     add_data_arguments(p)
+    for registry in (MODELS, LOSSES):  # installed packages' models and losses are choices too
+        registry.load_entry_point(strict=False)
     p.add_argument("--model", choices=list(MODELS), help="registry model (default dcgan)")
     p.add_argument("--loss", choices=list(LOSSES), help="GAN loss (default non-saturating)")
     p.add_argument("--trainer", metavar="NAME", help="registered trainer class (default GANTrainer; yours: docs/training.md)")
