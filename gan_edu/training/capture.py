@@ -48,6 +48,8 @@ from .rehearsal import CaptureError, Rehearsal, StepFn
 __all__ = ["CaptureError", "CapturedStep", "CudaGraph", "Rehearsal", "StepRecorder", "backend_for", "rehearse"]
 
 if TYPE_CHECKING:
+    from .config import TrainerConfig
+    from .distributed import World
     from .trainer import Trainer
 
 log = logging.getLogger("gan_edu.training")
@@ -229,7 +231,8 @@ def class_blocker(cls: type) -> str | None:
         return f"{cls.__name__} does not declare its step graph-safe (graph_safe = True)"
     declared = next(k for k in cls.__mro__ if "graph_safe" in vars(k))
     below = cls.__mro__[: cls.__mro__.index(declared)]
-    overridden = [m for m in cls.step_methods if next(k for k in cls.__mro__ if m in vars(k)) in below]  # type: ignore[attr-defined]
+    step_methods: tuple[str, ...] = getattr(cls, "step_methods", ())
+    overridden = [m for m in step_methods if next(k for k in cls.__mro__ if m in vars(k)) in below]
     if overridden:
         return (
             f"{cls.__name__} overrides {', '.join(overridden)}; once that code keeps the rules of gan_edu.training.capture "
@@ -238,7 +241,7 @@ def class_blocker(cls: type) -> str | None:
     return None
 
 
-def loop_blocker(cls: type, config: Any, world: Any) -> str | None:
+def loop_blocker(cls: type, config: TrainerConfig, world: World) -> str | None:
     """Why a step of trainer class ``cls`` with loop options ``config`` in ``world`` cannot be
     recorded (:func:`class_blocker`, torchrun, fp16, compile); None when nothing blocks it."""
     if (reason := class_blocker(cls)) is not None:
