@@ -24,6 +24,7 @@ writes them all to ``OUT/gpu_check.json``:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import tempfile
@@ -174,8 +175,9 @@ def main() -> None:
     p.add_argument("--dry-run", action="store_true", help="CPU, tiny, the rehearsal for CUDA graphs")
     args = p.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
+    stack = contextlib.ExitStack()
     if args.dry_run:
-        capture.rehearse().__enter__()  # the CPU stand-in of CUDA graphs, for the rest of this process
+        stack.enter_context(capture.rehearse())  # the CPU stand-in of CUDA graphs, for the rest of main
         device = torch.device("cpu")
         args.steps, args.timed, args.batch, args.width, args.sample_images, images = 6, 4, 8, 4, 64, 256
     else:
