@@ -42,8 +42,8 @@ class BankConfig(GANConfig):
             not self.class_names or len(self.class_names) == self.num_classes,
             f"class_names has {len(self.class_names)} names: expected {self.num_classes}",
         )
-        klass = MODULE_CLASSES.get(self.member_class)
-        check(klass is not None and issubclass(klass, Generator), f"member_class {self.member_class!r}: expected a Generator class")
+        klass = MODULE_CLASSES.lookup(str(self.member_class), where="member_class names")  # one line listing the known classes
+        check(issubclass(klass, Generator), f"member_class {self.member_class!r}: expected a Generator class")
 
 
 class GeneratorBank(Generator):
