@@ -17,9 +17,11 @@ A file (a run's ``config.json``) only ever names a thing; it never names code to
 'circle'
 >>> shapes.lookup("round")
 'circle'
->>> shapes.lookup("square")
-Traceback (most recent call last):
-gan_edu.errors.GanEduError: shape 'square' is not registered; expected one of round; register it first
+>>> try:
+...     shapes.lookup("square")
+... except GanEduError as refusal:
+...     print(refusal)
+shape 'square' is not registered; expected one of round; register it first
 """
 
 from __future__ import annotations
