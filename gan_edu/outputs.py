@@ -13,12 +13,19 @@ there, never by deleting a user's file.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
 from pathlib import Path
+from typing import Any
 
 from .errors import GanEduError
+
+#: The run folder's files that the loop writes and resume and export read.
+CONFIG_NAME = "config.json"
+HISTORY_NAME = "history.jsonl"
+CHECKPOINT_NAME = "checkpoints/last.pt"
 
 #: Files of a training run (``gan-edu train``; also a classifier's run and each member of a bank).
 RUN_FILES = (
@@ -95,3 +102,14 @@ def replace_folder(folder: str | os.PathLike[str], patterns: tuple[str, ...], ki
         )
     if not dry_run:
         shutil.rmtree(folder)
+
+
+def read_history(path: str | Path) -> list[dict[str, Any]]:
+    """The records of a ``history.jsonl`` file; a torn last line (a crash mid-write) is skipped."""
+    records = []
+    for line in Path(path).read_text().splitlines():
+        try:
+            records.append(json.loads(line))
+        except ValueError:
+            continue
+    return records

@@ -28,7 +28,6 @@ evaluates there, so the test split is looked at once, for the final number.
 
 from __future__ import annotations
 
-import dataclasses
 import platform
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -42,6 +41,7 @@ import torch
 from . import __version__
 from .data.datasets import load_dataset
 from .data.images import ImageDataset
+from .data.splits import split_off
 from .errors import check
 from .export import export_generator
 from .export.runtime import OnnxGenerator
@@ -75,18 +75,6 @@ __all__ = [
 ]
 
 Log = Callable[[str], None]
-
-
-def split_off(dataset: ImageDataset, n: int, *, seed: int) -> tuple[ImageDataset, ImageDataset]:
-    """A seeded random split: ``(rest, held_out)`` with ``n`` images held out."""
-    check(0 < n < len(dataset), f"validation_images={n}: expected between 1 and {len(dataset) - 1}")
-    order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed))
-    held, rest = order[:n], order[n:]
-
-    def part(idx: torch.Tensor, split: str) -> ImageDataset:
-        return dataclasses.replace(dataset, images=dataset.images[idx], labels=dataset.labels[idx], options={**dataset.options, "split": split})
-
-    return part(rest, "train-minus-validation"), part(held, "validation")
 
 
 def prepare_experiment_dir(out_dir: str | Path, *, overwrite: bool, dry_run: bool = False) -> Path:
