@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from gan_edu.cli import main
+from gan_edu.errors import GanEduError
 from gan_edu.export import OnnxGenerator, export_generator, variants
 from gan_edu.export import session as session_module
 from gan_edu.export.exporter import ExportCheckFailed
@@ -23,6 +24,7 @@ from gan_edu.export.fold import fold_batchnorm
 from gan_edu.export.session import physical_cores, session_options
 from gan_edu.models import build_gan
 from gan_edu.models.classifier import build_classifier
+from gan_edu.quality import ClassifierJudge
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -226,15 +228,18 @@ def test_quality_run_measures_gan_test_and_frechet_with_the_experiments_classifi
     build_classifier("ref000", image_shape=(3, 32, 32), num_classes=3, width=4).save_pretrained(experiment / "c" / "classifier")
     settings = {"dataset": "shapes", "num_images": 20, "channels": 3, "eval_split": "test", "seed": 0}
     (experiment / "report.json").write_text(json.dumps({"settings": settings}))
-    path = export_generator(tiny_generator(), tmp_path / "g.onnx", precision="fp16", quality_run=experiment)
+    path = export_generator(tiny_generator(), tmp_path / "g.onnx", precision="fp16", judge=ClassifierJudge(experiment))
     cost = json.loads(path.with_suffix(".quality.json").read_text())["cost"]
     assert cost["quality_run"] == str(experiment) and cost["real_images"] == 1000
     for key in ("gan_test", "frechet"):
         entry = cost[key]
         assert np.isfinite([entry["fp32"], entry["variant"]]).all() and entry["change"] == pytest.approx(entry["variant"] - entry["fp32"])
     assert 0 <= cost["gan_test"]["fp32"] <= 1 and cost["frechet"]["fp32"] > 0
-    with pytest.raises(Exception, match="expected a gan-edu pipeline folder"):
-        export_generator(tiny_generator(), tmp_path / "h.onnx", precision="fp16", quality_run=tmp_path)
+    with pytest.raises(GanEduError, match="expected a gan-edu pipeline folder"):
+        ClassifierJudge(tmp_path)  # refused before anything is exported
+    with pytest.raises(GanEduError, match="judge is for a variant"):
+        export_generator(tiny_generator(), tmp_path / "h.onnx", judge=ClassifierJudge(experiment))
+    assert not (tmp_path / "h.onnx").exists()
 
 
 # -- the benchmark ------------------------------------------------------------------------------------
