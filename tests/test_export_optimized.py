@@ -213,15 +213,6 @@ def test_variant_past_its_bounds_is_refused_or_written_with_a_warning(tmp_path, 
         assert message in capsys.readouterr().err
 
 
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    run = tmp_path_factory.mktemp("run") / "run"
-    argv = ["train", "--model", "cdcgan", "--out", str(run), "--max-steps", "1", "--num-images", "16", "--batch-size", "8",
-            "--g-channels", "4", "--d-channels", "4", "--no-progress"]
-    assert main(argv) == 0
-    return run
-
-
 def test_quality_run_measures_gan_test_and_frechet_with_the_experiments_classifier(tmp_path):
     experiment = tmp_path / "experiment"
     torch.manual_seed(0)
