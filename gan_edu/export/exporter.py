@@ -85,18 +85,12 @@ def export_generator(
             a folder written by ``save_pretrained``.
         path: the ``.onnx`` file (for a GeneratorBank: the ``.json`` manifest; the member
             graphs go next to it as ``NAME.classK.onnx``).
-        class_names: names of the classes; default: the bank's or the run's training data's.
-        training_data: what the model was trained on; default: from the run folder.
-        opset, dynamic_batch, output, dynamo: how the graph is written (:class:`GraphOptions`:
-            the opset, any batch or a fixed batch of 1, ``"float"`` ``(N, C, H, W)`` in [-1, 1]
-            or ``"uint8"`` ``(N, H, W, C)``, the torch.export-based exporter; docs/onnx.md).
-        precision, quantize, judge, allow_quality_loss: the variant (:class:`VariantRequest`):
-            ``precision="fp16"`` (GPUs, the browser) or ``quantize="int8"`` (CPUs); ``judge``
-            measures it beyond its pixels (:class:`gan_edu.quality.ClassifierJudge`: GAN-test and
-            Fréchet distance by an experiment's classifier c); ``allow_quality_loss`` writes it
-            past its bounds (with a warning) instead of refusing.
-
-    A variant is written with its quality cost against the fp32 graph in ``NAME.quality.json``.
+        class_names, training_data: default: the bank's, the model's or the run folder's.
+        opset, dynamic_batch, output, dynamo: how the graph is written (:class:`GraphOptions`).
+        precision, quantize, judge, allow_quality_loss: ``precision="fp16"`` or ``quantize="int8"``
+            writes that variant, its cost against fp32 in ``NAME.quality.json``; ``judge``
+            measures it beyond its pixels (:class:`gan_edu.quality.ClassifierJudge`);
+            ``allow_quality_loss`` writes it past its bounds, with a warning (:class:`VariantRequest`).
 
     Returns:
         The file written (the manifest for a bank).
