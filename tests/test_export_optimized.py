@@ -233,6 +233,22 @@ def test_quality_run_measures_gan_test_and_frechet_with_the_experiments_classifi
     assert not (tmp_path / "h.onnx").exists()
 
 
+def test_cli_quality_run_hands_the_experiments_classifier_to_the_export(tmp_path, tiny_run, capsys):
+    # gan-edu export --quality-run: the CLI makes the evaluation layer's judge; the record and the line carry its numbers
+    experiment = tmp_path / "experiment"
+    torch.manual_seed(0)
+    build_classifier("ref000", image_shape=(3, 32, 32), num_classes=10, width=4).save_pretrained(experiment / "c" / "classifier")
+    (experiment / "report.json").write_text(json.dumps({"settings": {"dataset": "shapes", "num_images": 20, "channels": 3, "eval_split": "test", "seed": 0}}))
+    out = tmp_path / "g.onnx"
+    assert main(["export", str(tiny_run), "-o", str(out), "--precision", "fp16", "--quality-run", str(experiment), "--allow-quality-loss"]) == 0
+    cost = json.loads(out.with_suffix(".quality.json").read_text())["cost"]
+    assert cost["quality_run"] == str(experiment) and set(cost["gan_test"]) == {"fp32", "variant", "change"}
+    assert f"GAN-test {cost['gan_test']['fp32']:.3f} -> {cost['gan_test']['variant']:.3f}" in capsys.readouterr().out
+    bad = tmp_path / "bad.onnx"
+    assert main(["export", str(tiny_run), "-o", str(bad), "--precision", "fp16", "--quality-run", str(tmp_path / "nothing")]) == 2
+    assert "expected a gan-edu pipeline folder" in capsys.readouterr().err and not bad.exists()
+
+
 # -- the benchmark ------------------------------------------------------------------------------------
 def test_sampling_benchmark_smoke_run(tiny_run):
     out = subprocess.run(
