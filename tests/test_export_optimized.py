@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -135,7 +136,7 @@ def test_read_only_folder_and_broken_cache_fall_back_to_the_model(tmp_path, monk
             def refuse(*args, **kwargs):
                 raise PermissionError(13, "Permission denied (read-only folder)")
 
-            monkeypatch.setattr(session_module.tempfile, "mkstemp", refuse)
+            monkeypatch.setattr(tempfile, "mkstemp", refuse)  # the cache (gan_edu_runtime.cache) asks tempfile for its file
         assert session_module.optimized_model(path, ["CPUExecutionProvider"]) is None
         og = OnnxGenerator(path)
     finally:
