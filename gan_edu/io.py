@@ -22,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
-from gan_edu_runtime.files import atomic_open, check_writable  # noqa: F401  (defined in the light package, used from here)
+from gan_edu_runtime.files import atomic_open, check_writable, memory_bytes  # noqa: F401  (defined in the light package, used from here)
 
 #: The name of :func:`atomic_open`'s temporary files: ".", the target's name, ".", mkstemp's 8 random characters, ".tmp".
 TEMPORARY_NAME = re.compile(r"\.(?P<target>.+)\.[a-z0-9_]{8}\.tmp")

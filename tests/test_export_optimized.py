@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,7 @@ import pytest
 import torch
 
 from gan_edu.cli import main
+from gan_edu.errors import GanEduError
 from gan_edu.export import OnnxGenerator, export_generator, variants
 from gan_edu.export import session as session_module
 from gan_edu.export.exporter import ExportCheckFailed
@@ -23,6 +25,7 @@ from gan_edu.export.fold import fold_batchnorm
 from gan_edu.export.session import physical_cores, session_options
 from gan_edu.models import build_gan
 from gan_edu.models.classifier import build_classifier
+from gan_edu.quality import ClassifierJudge
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -133,7 +136,7 @@ def test_read_only_folder_and_broken_cache_fall_back_to_the_model(tmp_path, monk
             def refuse(*args, **kwargs):
                 raise PermissionError(13, "Permission denied (read-only folder)")
 
-            monkeypatch.setattr(session_module.tempfile, "mkstemp", refuse)
+            monkeypatch.setattr(tempfile, "mkstemp", refuse)  # the cache (gan_edu_runtime.cache) asks tempfile for its file
         assert session_module.optimized_model(path, ["CPUExecutionProvider"]) is None
         og = OnnxGenerator(path)
     finally:
@@ -211,30 +214,40 @@ def test_variant_past_its_bounds_is_refused_or_written_with_a_warning(tmp_path, 
         assert message in capsys.readouterr().err
 
 
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    run = tmp_path_factory.mktemp("run") / "run"
-    argv = ["train", "--model", "cdcgan", "--out", str(run), "--max-steps", "1", "--num-images", "16", "--batch-size", "8",
-            "--g-channels", "4", "--d-channels", "4", "--no-progress"]
-    assert main(argv) == 0
-    return run
-
-
 def test_quality_run_measures_gan_test_and_frechet_with_the_experiments_classifier(tmp_path):
     experiment = tmp_path / "experiment"
     torch.manual_seed(0)
     build_classifier("ref000", image_shape=(3, 32, 32), num_classes=3, width=4).save_pretrained(experiment / "c" / "classifier")
     settings = {"dataset": "shapes", "num_images": 20, "channels": 3, "eval_split": "test", "seed": 0}
     (experiment / "report.json").write_text(json.dumps({"settings": settings}))
-    path = export_generator(tiny_generator(), tmp_path / "g.onnx", precision="fp16", quality_run=experiment)
+    path = export_generator(tiny_generator(), tmp_path / "g.onnx", precision="fp16", judge=ClassifierJudge(experiment))
     cost = json.loads(path.with_suffix(".quality.json").read_text())["cost"]
     assert cost["quality_run"] == str(experiment) and cost["real_images"] == 1000
     for key in ("gan_test", "frechet"):
         entry = cost[key]
         assert np.isfinite([entry["fp32"], entry["variant"]]).all() and entry["change"] == pytest.approx(entry["variant"] - entry["fp32"])
     assert 0 <= cost["gan_test"]["fp32"] <= 1 and cost["frechet"]["fp32"] > 0
-    with pytest.raises(Exception, match="expected a gan-edu pipeline folder"):
-        export_generator(tiny_generator(), tmp_path / "h.onnx", precision="fp16", quality_run=tmp_path)
+    with pytest.raises(GanEduError, match="expected a gan-edu pipeline folder"):
+        ClassifierJudge(tmp_path)  # refused before anything is exported
+    with pytest.raises(GanEduError, match="judge is for a variant"):
+        export_generator(tiny_generator(), tmp_path / "h.onnx", judge=ClassifierJudge(experiment))
+    assert not (tmp_path / "h.onnx").exists()
+
+
+def test_cli_quality_run_hands_the_experiments_classifier_to_the_export(tmp_path, tiny_run, capsys):
+    # gan-edu export --quality-run: the CLI makes the evaluation layer's judge; the record and the line carry its numbers
+    experiment = tmp_path / "experiment"
+    torch.manual_seed(0)
+    build_classifier("ref000", image_shape=(3, 32, 32), num_classes=10, width=4).save_pretrained(experiment / "c" / "classifier")
+    (experiment / "report.json").write_text(json.dumps({"settings": {"dataset": "shapes", "num_images": 20, "channels": 3, "eval_split": "test", "seed": 0}}))
+    out = tmp_path / "g.onnx"
+    assert main(["export", str(tiny_run), "-o", str(out), "--precision", "fp16", "--quality-run", str(experiment), "--allow-quality-loss"]) == 0
+    cost = json.loads(out.with_suffix(".quality.json").read_text())["cost"]
+    assert cost["quality_run"] == str(experiment) and set(cost["gan_test"]) == {"fp32", "variant", "change"}
+    assert f"GAN-test {cost['gan_test']['fp32']:.3f} -> {cost['gan_test']['variant']:.3f}" in capsys.readouterr().out
+    bad = tmp_path / "bad.onnx"
+    assert main(["export", str(tiny_run), "-o", str(bad), "--precision", "fp16", "--quality-run", str(tmp_path / "nothing")]) == 2
+    assert "expected a gan-edu pipeline folder" in capsys.readouterr().err and not bad.exists()
 
 
 # -- the benchmark ------------------------------------------------------------------------------------

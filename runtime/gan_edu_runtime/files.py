@@ -4,7 +4,8 @@
 moves it over the target with :func:`os.replace` and fsyncs the folder, so a crash at any moment
 leaves the previous file or the new one, never half of each. :func:`check_writable` says, before
 any work, whether a file could be written at a path at all. gan-edu's own writers
-(:mod:`gan_edu.io`) use the same two functions.
+(:mod:`gan_edu.io`) use the same two functions, and :func:`memory_bytes` (how much a machine
+holds) serves the memory checks of both packages.
 """
 
 from __future__ import annotations
@@ -91,3 +92,10 @@ def _fsync_dir(folder: Path) -> None:
         finally:
             os.close(fd)
 
+
+def memory_bytes() -> int | None:
+    """This machine's physical memory in bytes, or None where the OS does not say."""
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, ValueError, OSError):
+        return None
