@@ -41,7 +41,7 @@ from torch import nn
 
 from .. import __version__
 from ..errors import GanEduError, check
-from ..io import atomic_open, atomic_write_json
+from ..io import atomic_open, atomic_write_json, remove_stale_temporaries
 from ..models.bank import GeneratorBank
 from ..models.base import Generator
 from .fold import fold_batchnorm
@@ -198,6 +198,8 @@ def export_generator(
         from .variants import checked_variant
 
         data, record = checked_variant(data, variant, info, quality_run=quality_run, allow_quality_loss=allow_quality_loss)
+    for target in (path, path.with_suffix(".quality.json")):
+        remove_stale_temporaries(target)  # left by an export killed mid-write (a live writer's are kept)
     with atomic_open(path, "wb") as f:
         f.write(data)
     if record is not None:
@@ -219,11 +221,13 @@ def _export_bank(bank: GeneratorBank, path: Path, info: GeneratorInfo, **options
         )
         name = f"{path.stem}.class{k}.onnx"
         data = export_graph(member, member_info, **options)
+        remove_stale_temporaries(path.with_name(name))
         with atomic_open(path.with_name(name), "wb") as f:
             f.write(data)
         optimized_model(path.with_name(name), default_providers())
         members.append(name)
     # The manifest is written last: it exists only when every member it names does.
+    remove_stale_temporaries(path)
     atomic_write_json(path, {**info.to_dict(BANK_FORMAT), "members": members})
     return path
 

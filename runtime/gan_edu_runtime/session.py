@@ -25,7 +25,6 @@ import contextlib
 import hashlib
 import json
 import os
-import tempfile
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -35,6 +34,7 @@ import numpy as np
 
 from .cuda_libs import cuda_start_error, preload_cuda_libraries, require_cuda_provider
 from .errors import GanEduError, check, first_line
+from .files import TEMPORARY_NAME, glob_escape, locked_temporary, remove_if_stale
 from .metadata import BANK_FORMAT, IMAGES_OUTPUT, LABELS_INPUT, Z_INPUT, GeneratorInfo
 from .safety import check_external_data, inside, may_have_external_data
 
@@ -180,11 +180,13 @@ def optimized_model(path: Path, providers: Sequence[str], *, make: bool = True) 
             cached.unlink()
     if not make or may_have_external_data(data):
         return None
-    try:  # onnxruntime writes a temporary sibling (atomic_open's naming), then it is moved into place
-        fd, tmp = tempfile.mkstemp(prefix=f".{cached.name}.", suffix=".tmp", dir=path.parent)
+    for leftover in path.parent.glob(f"..{glob_escape(path.stem)}{CACHE_TAG}*.onnx.*.tmp"):  # of a writer killed before
+        if TEMPORARY_NAME.fullmatch(leftover.name):
+            remove_if_stale(leftover)
+    try:  # onnxruntime writes a temporary sibling (atomic_open's naming, locked while written), then it is moved into place
+        fd, tmp = locked_temporary(cached)
     except OSError:  # a read-only folder, no permission: no cache, same results
         return None
-    os.close(fd)
     if "CUDAExecutionProvider" in providers:
         preload_cuda_libraries()
     try:
@@ -199,6 +201,8 @@ def optimized_model(path: Path, providers: Sequence[str], *, make: bool = True) 
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         return None
+    finally:
+        os.close(fd)  # the lock goes with it
     for stale in path.parent.glob(f".{path.stem}{CACHE_TAG}*.onnx"):
         if stale != cached:
             with contextlib.suppress(OSError):
