@@ -6,6 +6,7 @@ These tests use real subprocesses and real signals.
 from __future__ import annotations
 
 import ast
+import errno
 import os
 import pickle
 import signal
@@ -20,7 +21,8 @@ import torch
 
 from gan_edu.cli import main
 from gan_edu.data import load_dataset
-from gan_edu.errors import GanEduError
+from gan_edu.errors import DiskFull, GanEduError
+from gan_edu.io import atomic_open, remove_stale_temporaries
 from gan_edu.training import GANTrainerConfig, TrainingDiverged, load_checkpoint, read_history
 from gan_edu.training.callbacks import Callback
 from gan_edu.training.checkpoint import save_checkpoint
@@ -325,6 +327,87 @@ def test_temporaries_of_killed_writes_are_removed_by_the_next_checkpoint(tmp_pat
     assert not any(f.exists() for f in stale)
     assert all(f.exists() for f in keep)
     assert load_checkpoint(path)["step"] == 2
+
+
+def test_a_disk_that_fills_during_training_names_the_file_and_the_safe_checkpoint(tmp_path, monkeypatch):
+    run = tmp_path / "run"
+    data = load_dataset("shapes", n=32)  # 2 batches per epoch
+    config = GANTrainerConfig(epochs=2, batch_size=16, progress=False, checkpoint_every=1, seed=5, device="cpu")
+    t = new_gan_run("dcgan", data, config=config, out_dir=run, g_channels=4, d_channels=4)
+    real_fsync = os.fsync
+
+    def fills_after_the_first_checkpoint(fd):
+        if (run / "checkpoints" / "last.pt").exists():
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fills_after_the_first_checkpoint)
+    with pytest.raises(DiskFull) as excinfo:
+        t.fit(data)
+    message = str(excinfo.value)
+    assert "\n" not in message and message.startswith(f"{run}/") and ": no space left on device" in message
+    assert f"the last checkpoint {run}/checkpoints/last.pt (step 1) is safe: free some space, then gan-edu train --resume {run}" in message
+    monkeypatch.setattr(os, "fsync", real_fsync)
+    assert load_checkpoint(run / "checkpoints" / "last.pt")["step"] == 1 and not list(run.rglob(".*.tmp"))
+    assert main(["train", "--resume", str(run), "--max-steps", "2", "--no-progress"]) == 0  # space freed: the run goes on
+    assert load_checkpoint(run / "checkpoints" / "last.pt")["step"] == 2
+
+
+def test_a_live_writers_temporary_is_kept_and_a_killed_writers_is_removed(tmp_path):
+    target = tmp_path / "g.onnx"
+    left = tmp_path / ".g.onnx.k2j4_x9a.tmp"  # what a writer killed by -9 leaves: no one holds it
+    left.write_bytes(b"half a model")
+    others = [tmp_path / ".h.onnx.k2j4_x9a.tmp", tmp_path / ".g.onnx.notes.tmp", tmp_path / "g.onnx.bak"]  # not this target's
+    for f in others:
+        f.write_bytes(b"someone else's")
+    with atomic_open(target, "wb") as f:  # a writer at work: its temporary file is locked
+        f.write(b"new bytes")
+        [live] = [p for p in tmp_path.glob(".g.onnx.*.tmp") if p not in (left, *others)]
+        assert remove_stale_temporaries(target) == [left]
+        assert live.exists()
+    assert target.read_bytes() == b"new bytes" and not live.exists()
+    assert all(f.exists() for f in others)
+
+
+KILL_IN_WRITE = textwrap.dedent(
+    """
+    import os, signal, sys
+    suffix = sys.argv[1]
+    replace = os.replace
+    def killing_replace(src, dst):  # SIGKILL with the new file's bytes on disk, before its rename
+        if str(dst).endswith(suffix):
+            os.kill(os.getpid(), signal.SIGKILL)
+        replace(src, dst)
+    os.replace = killing_replace
+    from gan_edu.cli import main
+    sys.exit(main(sys.argv[2:]))
+    """
+)
+
+
+@pytest.mark.slow  # gan-edu export and card processes, killed
+def test_kill_9_during_export_or_card_leaves_temporaries_that_the_next_run_removes(tmp_path):
+    from test_exported import pipeline_folder
+
+    script = tmp_path / "kill_in_write.py"
+    script.write_text(KILL_IN_WRITE)
+    run = tmp_path / "run"
+    assert main(["train", "--out", str(run), "--max-steps", "1", *TINY]) == 0
+    experiment, to = pipeline_folder(tmp_path / "p"), tmp_path / "shipped"
+    foreign = tmp_path / ".notes.txt.abcdefgh.tmp"  # the same shape of name, another target: never touched
+    foreign.write_text("not gan-edu's")
+    for suffix, argv, again, leftover in (
+        (".onnx", ["export", str(run), "-o", str(tmp_path / "g.onnx")], ["export", str(run), "-o", str(tmp_path / "g.onnx")], ".g.onnx.*.tmp"),
+        (".png", ["card", str(experiment), "--name", "tiny", "--to", str(to), "--command", "c"],
+         ["card", str(experiment), "--name", "tiny", "--to", str(to), "--command", "c"], "shipped/.tiny.png.*.tmp"),
+    ):
+        proc = subprocess.run([sys.executable, str(script), suffix, *argv], capture_output=True, text=True, env=ENV, timeout=300)
+        assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+        assert len(list(tmp_path.glob(leftover))) == 1  # the killed write's file, hidden, left behind
+        assert main(again) == 0
+        assert not list(tmp_path.glob(leftover)), argv[0]
+    assert foreign.read_text() == "not gan-edu's"
+    assert sorted(p.name for p in tmp_path.rglob(".*.tmp")) == [foreign.name]
 
 
 # -- no code from files ---------------------------------------------------------------------------
