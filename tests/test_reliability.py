@@ -116,23 +116,51 @@ def test_kill_9_during_a_checkpoint_write_keeps_the_previous_checkpoint(tmp_path
     assert not list(run.rglob(".*.tmp"))
 
 
+def logged_step(run: Path) -> int:
+    """The step of the last record in a run's ``history.jsonl`` (0 before the first)."""
+    path = run / "history.jsonl"
+    records = read_history(path) if path.exists() else []
+    return records[-1]["step"] if records else 0
+
+
 @pytest.mark.slow  # real training processes, killed and resumed
-def test_kill_9_at_random_moments_never_leaves_a_corrupt_checkpoint(tmp_path):
-    run = tmp_path / "run"
-    args = [sys.executable, "-m", "gan_edu", "train", "--out", str(run), "--epochs", "1000", "--checkpoint-every", "1", *TINY]
-    steps = []
-    for delay in (0.3, 0.7, 1.1):
-        if not run.exists():
-            proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV)
-        else:
-            proc = subprocess.Popen([sys.executable, "-m", "gan_edu", "train", "--resume", str(run), "--no-progress"],
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV)
-        assert wait_for(lambda: (run / "checkpoints" / "last.pt").exists())
-        time.sleep(delay)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
-        steps.append(load_checkpoint(run / "checkpoints" / "last.pt")["step"])  # never corrupt
-    assert steps == sorted(steps)  # each restart went on from the last checkpoint, never back
+def test_kill_9_when_the_run_reports_step_n_then_resume_is_bit_exact(tmp_path):
+    """64 images, batch 16, 6 epochs: 24 steps, a log and a checkpoint after each. Three processes are
+    each killed from outside (SIGKILL) as soon as their own history.jsonl shows step 3, 9 and 15:
+    aimed by the run's progress, not by the clock. Each checkpoint read after a kill is complete and
+    newer than the last; a fourth process resumes to the end, and every weight, every optimizer state
+    and the history equal those of a run never killed."""
+    args = ["--epochs", "6", "--num-images", "64", "--batch-size", "16", "--g-channels", "4", "--d-channels", "4",
+            "--no-progress", "--log-every", "1", "--checkpoint-every", "1", "--seed", "3", "--device", "cpu"]
+    gan_edu = [sys.executable, "-m", "gan_edu", "train"]
+    straight, run = tmp_path / "straight", tmp_path / "run"
+    subprocess.run([*gan_edu, *args, "--out", str(straight)], check=True, capture_output=True, env=ENV, timeout=600)
+    killed_at = []
+    for target in (3, 9, 15):
+        command = [*gan_edu, "--resume", str(run), "--no-progress"] if run.exists() else [*gan_edu, *args, "--out", str(run)]
+        proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=ENV)
+        try:
+            assert wait_for(lambda target=target, proc=proc: logged_step(run) >= target or proc.poll() is not None, timeout=300)
+            assert proc.poll() is None, (target, proc.returncode, proc.stderr.read()[-2000:])  # the kill lands mid-run
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
+        finally:
+            proc.kill()
+            proc.stderr.close()
+        killed_at.append(load_checkpoint(run / "checkpoints" / "last.pt")["step"])  # never corrupt
+        assert killed_at[-1] >= target - 1, (target, killed_at)  # the step logged before target's was checkpointed
+    assert killed_at == sorted(set(killed_at)) and killed_at[-1] < 24, killed_at  # each process went on from the last checkpoint
+    subprocess.run([*gan_edu, "--resume", str(run), "--no-progress"], check=True, capture_output=True, env=ENV, timeout=600)
+    want, got = load_checkpoint(straight / "checkpoints" / "last.pt"), load_checkpoint(run / "checkpoints" / "last.pt")
+    assert (got["step"], got["epoch"]) == (want["step"], want["epoch"]) == (24, 6)
+    for part in ("modules", "optimizers"):
+        flat_want, flat_got = _tensors(want[part]), _tensors(got[part])
+        assert flat_want.keys() == flat_got.keys()
+        for key, value in flat_want.items():
+            assert torch.equal(value, flat_got[key]), (killed_at, part, key)
+    history = [(r["kind"], r["step"], r["epoch"]) for r in read_history(run / "history.jsonl")]
+    assert history == [(r["kind"], r["step"], r["epoch"]) for r in read_history(straight / "history.jsonl")]
+    assert not list(run.rglob(".*.tmp"))
 
 
 class MakesAMarker:
