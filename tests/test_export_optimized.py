@@ -249,6 +249,7 @@ def test_quality_run_measures_gan_test_and_frechet_with_the_experiments_classifi
 
 
 # -- the benchmark ------------------------------------------------------------------------------------
+@pytest.mark.slow  # the benchmark script
 def test_sampling_benchmark_smoke_run(tiny_run):
     out = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "sampling.py"), "--run", str(tiny_run), "--quick", "--no-compile", "--profile"],

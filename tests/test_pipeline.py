@@ -89,6 +89,7 @@ def test_pipeline_config_is_checked():
         PipelineConfig(dataset="celeba")
 
 
+@pytest.mark.slow  # the whole c vs c' experiment; the stages' own tests stay in the core
 def test_tiny_pipeline_end_to_end(tmp_path, capsys):
     out = tmp_path / "exp"
     argv = ["pipeline", "--out", str(out), "--num-images", "300", "--g-channels", "4", "--d-channels", "4", "--gan-epochs", "1",

@@ -319,6 +319,7 @@ class PoisonAWeightAtEpoch2(Callback):
                 trainer.generator.main[0].weight.view(-1)[0] = float("inf")
 
 
+@pytest.mark.slow  # three epochs; test_training's divergence test stays in the core
 def test_a_weight_that_is_not_finite_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path):
     data = load_dataset("shapes", n=32, seed=3)  # 2 batches per epoch
     config = GANTrainerConfig(epochs=3, batch_size=16, progress=False, log_every=1, seed=5, device="cpu")
@@ -357,6 +358,7 @@ def test_temporaries_of_killed_writes_are_removed_by_the_next_checkpoint(tmp_pat
     assert load_checkpoint(path)["step"] == 2
 
 
+@pytest.mark.slow  # a run and its resume; the disk-full rows of test_bad_input stay in the core
 def test_a_disk_that_fills_during_training_names_the_file_and_the_safe_checkpoint(tmp_path, monkeypatch):
     run = tmp_path / "run"
     data = load_dataset("shapes", n=32)  # 2 batches per epoch
@@ -442,11 +444,11 @@ def test_kill_9_during_export_or_card_leaves_temporaries_that_the_next_run_remov
 PACKAGE = Path(__file__).resolve().parents[1] / "gan_edu"
 
 
-def _calls(tree: ast.AST, dotted: str):
-    """Every call of ``dotted`` (e.g. ``torch.load``) in ``tree``, and every bare mention of it."""
+def _calls(nodes: list[ast.AST], dotted: str):
+    """Every call of ``dotted`` (e.g. ``torch.load``) among ``nodes`` (a tree's, walked once), and every bare mention of it."""
     module, name = dotted.rsplit(".", 1)
     calls, mentions = [], []
-    for node in ast.walk(tree):
+    for node in nodes:
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == name \
                 and isinstance(node.func.value, ast.Name) and node.func.value.id == module:
             calls.append(node)
@@ -461,8 +463,8 @@ def test_every_torch_load_is_weights_only_and_nothing_unpickles():
     loads = 0
     for path in files:
         source = path.read_text()
-        tree = ast.parse(source, str(path))
-        calls, mentions = _calls(tree, "torch.load")
+        nodes = list(ast.walk(ast.parse(source, str(path))))
+        calls, mentions = _calls(nodes, "torch.load")
         assert len(mentions) == len(calls), f"{path}: torch.load used other than as a call (aliased?)"
         for call in calls:
             flags = {k.arg: k.value for k in call.keywords}
@@ -470,7 +472,8 @@ def test_every_torch_load_is_weights_only_and_nothing_unpickles():
                 f"{path}:{call.lineno}: torch.load without weights_only=True"
         loads += len(calls)
         for dotted in ("pickle.load", "pickle.loads", "pickle.Unpickler", "marshal.loads", "dill.load", "dill.loads"):
-            assert not _calls(tree, dotted)[1] and not _calls(tree, dotted)[0], f"{path}: {dotted} runs code from bytes"
+            found, named = _calls(nodes, dotted)
+            assert not found and not named, f"{path}: {dotted} runs code from bytes"
         assert "from pickle import" not in source and "from torch import load" not in source, path
         assert "allow_pickle=True" not in source, f"{path}: numpy's allow_pickle=True unpickles"
         assert "eval(" not in source.replace(".eval(", "") and "exec(" not in source, f"{path}: eval/exec"
