@@ -135,7 +135,7 @@ def test_read_only_folder_and_broken_cache_fall_back_to_the_model(tmp_path, monk
             def refuse(*args, **kwargs):
                 raise PermissionError(13, "Permission denied (read-only folder)")
 
-            monkeypatch.setattr(session_module.tempfile, "mkstemp", refuse)
+            monkeypatch.setattr(session_module, "locked_temporary", refuse)
         assert session_module.optimized_model(path, ["CPUExecutionProvider"]) is None
         og = OnnxGenerator(path)
     finally:
