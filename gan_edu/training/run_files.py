@@ -31,7 +31,7 @@ def append_history(run_dir: Path, record: dict[str, Any]) -> None:
         with open(path, "a") as f:
             f.write(json.dumps(record) + "\n")
     except OSError as e:  # a torn last line is skipped when read
-        raise disk_full(path, e) if e.errno in DISK_FULL else e from None
+        raise disk_full(path, e, "the record was not added (a torn last line is skipped when read)") if e.errno in DISK_FULL else e from None
 
 
 def read_history(path: str | Path) -> list[dict[str, Any]]:

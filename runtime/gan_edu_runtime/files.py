@@ -41,11 +41,11 @@ STALE_AFTER_S = 24 * 3600.0
 DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 
-def disk_full(path: str | os.PathLike[str], error: OSError) -> DiskFull:
-    """The one-line error for ``error`` (ENOSPC or EDQUOT) while writing ``path``."""
+def disk_full(path: str | os.PathLike[str], error: OSError, outcome: str = "the file was not written (a file there before is unchanged)") -> DiskFull:
+    """The one-line error for ``error`` (ENOSPC or EDQUOT) while writing ``path``; ``outcome``: what became of the file."""
     path = Path(path)
     why = "no space left on device" if error.errno == errno.ENOSPC else "disk quota exceeded"
-    return DiskFull(f"{path}: {why}, the file was not written (a file there before is unchanged); expected free space in {path.parent}")
+    return DiskFull(f"{path}: {why}, {outcome}; expected free space in {path.parent}")
 
 
 def locked_temporary(path: Path) -> tuple[int, str]:
