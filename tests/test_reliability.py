@@ -399,6 +399,23 @@ def test_a_live_writers_temporary_is_kept_and_a_killed_writers_is_removed(tmp_pa
     assert all(f.exists() for f in others)
 
 
+def test_a_file_system_without_locks_still_writes_and_keeps_every_temporary(tmp_path, monkeypatch):
+    files = pytest.importorskip("gan_edu_runtime.files")
+    if files.fcntl is None:
+        pytest.skip("no flock here")
+
+    def no_locks(fd, operation):
+        raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
+
+    monkeypatch.setattr(files.fcntl, "flock", no_locks)
+    left = tmp_path / ".g.onnx.k2j4_x9a.tmp"
+    left.write_bytes(b"a writer's, or a leftover: cannot tell without locks")
+    with atomic_open(tmp_path / "g.onnx", "wb") as f:
+        f.write(b"new bytes")
+    assert (tmp_path / "g.onnx").read_bytes() == b"new bytes"
+    assert remove_stale_temporaries(tmp_path / "g.onnx") == [] and left.exists()
+
+
 KILL_IN_WRITE = textwrap.dedent(
     """
     import os, signal, sys

@@ -58,7 +58,10 @@ def locked_temporary(path: Path) -> tuple[int, str]:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         if fcntl is None:
             return fd, tmp
-        fcntl.flock(fd, fcntl.LOCK_EX)  # waits only while a cleaner checks this very file
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)  # waits only while a cleaner checks this very file
+        except OSError:  # a file system without locks: write unlocked (cleaners cannot lock it either, so they keep it)
+            return fd, tmp
         if os.fstat(fd).st_nlink:  # still linked: no cleaner removed it before the lock
             return fd, tmp
         os.close(fd)
