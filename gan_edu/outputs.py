@@ -13,11 +13,12 @@ there, never by deleting a user's file.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -155,3 +156,30 @@ def read_history(path: str | Path) -> list[dict[str, Any]]:
         except ValueError:
             continue
     return records
+
+
+def remove_written(folder: str | os.PathLike[str], patterns: tuple[str, ...], created: Sequence[Path] = ()) -> None:
+    """Undo a new run that could not write its first checkpoint (a full disk): delete the files under
+    ``folder`` that gan-edu writes there (``patterns``, killed writes' temporaries included), then the
+    folders below it left empty, then those of ``created`` (made for this run) left empty.
+
+    A file gan-edu does not write, and any folder holding one, is never removed: what was there
+    before the run stays.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return
+    keep = set(foreign_files(folder, patterns))
+    for root, dirs, files in os.walk(folder, topdown=False, followlinks=False):
+        here = Path(root)
+        for name in files:
+            if here / name not in keep:
+                with contextlib.suppress(FileNotFoundError):
+                    (here / name).unlink()
+        for name in dirs:
+            if not (here / name).is_symlink():
+                with contextlib.suppress(OSError):  # not empty: something there is not ours
+                    (here / name).rmdir()
+    for made in sorted(created, key=lambda p: len(p.parts), reverse=True):
+        with contextlib.suppress(OSError):
+            made.rmdir()

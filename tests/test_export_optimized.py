@@ -8,7 +8,6 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +23,8 @@ from gan_edu.export.exporter import ExportCheckFailed
 from gan_edu.export.fold import fold_batchnorm
 from gan_edu.export.session import physical_cores, session_options
 from gan_edu.models import build_gan
-from gan_edu.models.classifier import build_classifier
+from gan_edu.models.base import GANModule
+from gan_edu.models.classifier import build_classifier, predict
 from gan_edu.quality import ClassifierJudge
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -136,7 +136,9 @@ def test_read_only_folder_and_broken_cache_fall_back_to_the_model(tmp_path, monk
             def refuse(*args, **kwargs):
                 raise PermissionError(13, "Permission denied (read-only folder)")
 
-            monkeypatch.setattr(tempfile, "mkstemp", refuse)  # the cache (gan_edu_runtime.cache) asks tempfile for its file
+            import gan_edu_runtime.cache as cache_module
+
+            monkeypatch.setattr(cache_module, "locked_temporary", refuse)  # the cache asks for its locked temporary there
         assert session_module.optimized_model(path, ["CPUExecutionProvider"]) is None
         og = OnnxGenerator(path)
     finally:
@@ -226,7 +228,16 @@ def test_quality_run_measures_gan_test_and_frechet_with_the_experiments_classifi
     for key in ("gan_test", "frechet"):
         entry = cost[key]
         assert np.isfinite([entry["fp32"], entry["variant"]]).all() and entry["change"] == pytest.approx(entry["variant"] - entry["fp32"])
-    assert 0 <= cost["gan_test"]["fp32"] <= 1 and cost["frechet"]["fp32"] > 0
+    # GAN-test of the fp32 graph, by hand: the experiment's c judges the fp32 export's images of the
+    # quality noise (seed 0, 1000 vectors, balanced labels) against the classes asked for
+    fp32 = OnnxGenerator(export_generator(tiny_generator(), tmp_path / "g32.onnx"))
+    z = np.random.default_rng(0).standard_normal((1000, fp32.latent_dim), dtype=np.float32)
+    labels = np.arange(1000) % 3
+    images = fp32.to_uint8(fp32.generate(z, labels)).transpose(0, 3, 1, 2)  # (N, C, H, W) levels, as c reads them
+    c = GANModule.from_pretrained(experiment / "c" / "classifier")
+    judged = predict(c, images).numpy()
+    assert cost["gan_test"]["fp32"] == pytest.approx(float((judged == labels).mean()), abs=1e-3)  # a level may differ
+    assert cost["frechet"]["fp32"] > 0
     with pytest.raises(GanEduError, match="expected a gan-edu pipeline folder"):
         ClassifierJudge(tmp_path)  # refused before anything is exported
     with pytest.raises(GanEduError, match="judge is for a variant"):
@@ -251,6 +262,7 @@ def test_cli_quality_run_hands_the_experiments_classifier_to_the_export(tmp_path
 
 
 # -- the benchmark ------------------------------------------------------------------------------------
+@pytest.mark.slow  # the benchmark script
 def test_sampling_benchmark_smoke_run(tiny_run):
     out = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "sampling.py"), "--run", str(tiny_run), "--quick", "--no-compile", "--profile"],

@@ -19,6 +19,7 @@ Needs numpy, onnxruntime and Pillow, never torch.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Sequence
@@ -38,7 +39,7 @@ from gan_edu_runtime.generator import OnnxGenerator
 from gan_edu_runtime.metadata import GeneratorInfo, strip_local_paths
 
 from ..errors import GanEduError, check
-from ..io import atomic_open, atomic_write_json
+from ..io import atomic_open, atomic_write_json, check_writable, remove_stale_temporaries
 
 #: Licence of the training data, for the data sets whose terms are known; others need ``--licence``.
 LICENCES = {
@@ -122,16 +123,15 @@ def reference_metrics(report: dict[str, Any]) -> dict[str, Any] | None:
             "per_class": [{"class": r["class"], "c": r["c"], "c_prime": r["c_prime"]} for r in ref["per_class"]]}
 
 
-def ship_model(source: Path, target: Path) -> None:
-    """Copy ``source`` to ``target`` atomically, without local paths in its ONNX metadata (:func:`strip_local_paths`)."""
+def shipped_bytes(source: Path) -> bytes:
+    """The bytes of ``source`` as shipped: without local paths in its ONNX metadata (:func:`strip_local_paths`)."""
     import onnx
 
     model = onnx.load(str(source))
     for prop in model.metadata_props:
         if prop.key in ("training_data", "training"):
             prop.value = json.dumps(strip_local_paths(json.loads(prop.value)), sort_keys=True)
-    with atomic_open(target, "wb") as f:
-        f.write(model.SerializeToString())
+    return model.SerializeToString()
 
 
 def make_card(
@@ -164,6 +164,7 @@ def make_card(
             different ``NAME.onnx`` already shipped (without ``overwrite``).
     """
     run, to = Path(run_dir), Path(to)
+    check_writable(to, "--to", folder=True)  # a file named like the folder: one line now, not "File exists" later
     check(bool(name) and all(c.isalnum() or c in "_-" for c in name), f"name={name!r}: expected letters, digits, '_' and '-' only (e.g. mnist_cdcgan)")
     check((run / "report.json").is_file(), f"{run}: no report.json; expected a folder written by gan-edu pipeline or gan-edu quickstart")
     source = run / "generator.onnx"
@@ -191,16 +192,15 @@ def make_card(
 def ship(source: Path, to: Path, name: str, *, overwrite: bool) -> Path:
     """``TO/NAME.onnx``: the run's model without local paths; the same bytes already there are kept, different ones need ``overwrite``."""
     target = to / f"{name}.onnx"
-    staged = to / f".{name}.staged.onnx"  # the shipped bytes: the run's model without local paths
     to.mkdir(parents=True, exist_ok=True)
-    try:
-        ship_model(source, staged)
-        if target.exists() and sha256(target) != sha256(staged):
-            check(overwrite, f"{target}: a different model is shipped under this name; use --overwrite to replace it")
-        if not target.exists() or sha256(target) != sha256(staged):
-            os.replace(staged, target)
-    finally:
-        staged.unlink(missing_ok=True)
+    shipped = shipped_bytes(source)  # the run's model without local paths
+    same = target.is_file() and sha256(target) == hashlib.sha256(shipped).hexdigest()
+    check(same or overwrite or not target.exists(), f"{target}: a different model is shipped under this name; use --overwrite to replace it")
+    for written in (target, to / f"{name}.png", to / f"{name}.json", to / f".{name}.staged.onnx"):  # the staged copy: older versions'
+        remove_stale_temporaries(written)  # left by a card killed mid-write (a live writer's are kept)
+    if not same:
+        with atomic_open(target, "wb") as f:
+            f.write(shipped)
     return target
 
 

@@ -35,7 +35,7 @@ from typing import Any
 
 from .. import __version__
 from ..errors import GanEduError, check
-from ..io import atomic_open, atomic_write_json
+from ..io import atomic_open, atomic_write_json, remove_stale_temporaries
 from ..models.bank import GeneratorBank
 from ..models.base import Generator
 from ..outputs import CONFIG_NAME, HISTORY_NAME, read_history
@@ -115,6 +115,7 @@ def export_generator(
         data, record = checked_variant(data, variant.name, info, judge=variant.judge, allow_quality_loss=variant.allow_quality_loss)
     _write_graph(path, data)
     if record is not None:
+        remove_stale_temporaries(path.with_suffix(".quality.json"))
         atomic_write_json(path.with_suffix(".quality.json"), record)
     return path
 
@@ -143,6 +144,7 @@ def describe(model: Generator, run: dict[str, Any], *, output: str, class_names:
 
 def _write_graph(path: Path, data: bytes) -> None:
     """Write checked graph bytes atomically, then onnxruntime's optimized graph next to them (best effort)."""
+    remove_stale_temporaries(path)  # left by an export killed mid-write (a live writer's are kept)
     with atomic_open(path, "wb") as f:
         f.write(data)
     optimized_model(path, default_providers())
@@ -163,6 +165,7 @@ def _export_bank(bank: GeneratorBank, path: Path, info: GeneratorInfo, options: 
         _write_graph(path.with_name(name), export_graph(member, member_info, options))
         members.append(name)
     # The manifest is written last: it exists only when every member it names does.
+    remove_stale_temporaries(path)
     atomic_write_json(path, {**info.to_dict(BANK_FORMAT), "members": members})
     return path
 

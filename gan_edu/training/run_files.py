@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ..io import atomic_open, atomic_write_json
+from ..io import DISK_FULL, atomic_open, atomic_write_json, disk_full
 from ..outputs import CHECKPOINT_NAME, CONFIG_NAME, HISTORY_NAME, read_history
 
 __all__ = ["CHECKPOINT_NAME", "CONFIG_NAME", "HISTORY_NAME", "append_history", "history_up_to", "read_history", "write_run_config"]
@@ -26,8 +26,12 @@ def write_run_config(run_dir: Path, config: dict[str, Any]) -> None:
 
 def append_history(run_dir: Path, record: dict[str, Any]) -> None:
     """Add one record to the run's ``history.jsonl``."""
-    with open(run_dir / HISTORY_NAME, "a") as f:
-        f.write(json.dumps(record) + "\n")
+    path = run_dir / HISTORY_NAME
+    try:
+        with open(path, "a") as f:
+            f.write(json.dumps(record) + "\n")
+    except OSError as e:  # a torn last line is skipped when read
+        raise disk_full(path, e, "the record was not added (a torn last line is skipped when read)") if e.errno in DISK_FULL else e from None
 
 
 def history_up_to(run_dir: Path, step: int, epoch: int, *, rewrite: bool) -> list[dict[str, Any]]:

@@ -30,9 +30,10 @@ from torch import nn
 from .. import __version__
 from ..data.images import ImageSet
 from ..data.loader import Batch, Loader
-from ..errors import GanEduError, check
+from ..errors import DiskFull, GanEduError, check
 from ..io import remove_stale_temporaries
 from ..models.base import load_state_dict_checked
+from ..outputs import RUN_FILES, remove_written
 from . import capture, devices, distributed, run_files
 from .callbacks import Callback
 from .checkpoint import load_checkpoint, save_checkpoint
@@ -84,6 +85,15 @@ class Trainer(SpeedSwitches, capture.RecordedSteps, ABC):
         self._epoch_meter = Meter()
         self.signals = StopSignals(second_stops_now=not self.world.active)
         self.captured: capture.CapturedStep | None = None  # the recorded step (cuda_graph), made when fit starts
+        #: A new run's folders made for it (outermost first), set by whoever started the run; None when
+        #: ``out_dir`` held a run before (a resume). A new run that fails on a full disk before its first
+        #: checkpoint removes its own files there, and these folders once empty.
+        self.new_folders: tuple[Path, ...] | None = None
+        self.checkpointed_step: int | None = None  # the step of the checkpoint on disk, once one is written or loaded
+        if config.tensorboard and self.out_dir is not None:
+            from .tensorboard import check_log_dir
+
+            check_log_dir(self.out_dir)
 
     # -- what a subclass supplies -----------------------------------------------------------
     @abstractmethod
@@ -135,16 +145,21 @@ class Trainer(SpeedSwitches, capture.RecordedSteps, ABC):
         Raises:
             TrainingInterrupted: after Ctrl-C / SIGTERM, once the checkpoint is written.
             TrainingDiverged: a loss or weight became NaN / inf; nothing newer is saved.
+            DiskFull: a file could not be written; the message names it and the last checkpoint,
+                which is intact (a new run that had none is removed: see :attr:`new_folders`).
         """
-        loader, bar = self._start_fit(data)
-        window = Meter()  # metrics since the last log; self._epoch_meter: since the epoch began
-        with self.signals:
-            while self.epoch < self.config.epochs and not self._done():
-                if not self._train_epoch(loader, window, bar):
-                    break  # stopped inside an epoch: a signal, max_steps or max_seconds
-            self._log(window, kind="step", bar=bar)
-            if self.batch_in_epoch:  # stopped inside an epoch; epoch ends already saved theirs
-                self.save_checkpoint()
+        try:
+            loader, bar = self._start_fit(data)
+            window = Meter()  # metrics since the last log; self._epoch_meter: since the epoch began
+            with self.signals:
+                while self.epoch < self.config.epochs and not self._done():
+                    if not self._train_epoch(loader, window, bar):
+                        break  # stopped inside an epoch: a signal, max_steps or max_seconds
+                self._log(window, kind="step", bar=bar)
+                if self.batch_in_epoch:  # stopped inside an epoch; epoch ends already saved theirs
+                    self.save_checkpoint()
+        except DiskFull as e:
+            raise self._disk_full(e) from None
         if bar is not None:
             bar.close()
         self.elapsed = time.perf_counter() - self._fit_start
@@ -237,6 +252,19 @@ class Trainer(SpeedSwitches, capture.RecordedSteps, ABC):
         for cb in self.rank_callbacks:
             cb.on_log(self, record)
 
+    def _disk_full(self, error: DiskFull) -> DiskFull:
+        """``error`` with what became of the run: its last checkpoint is safe, or, for a new run
+        with none yet, what it wrote was removed."""
+        if self.checkpointed_step is not None and self.checkpoint_path is not None:
+            hint = self.resume_command()
+            then = f", then {hint}" if hint else ""
+            return DiskFull(f"{error}; the last checkpoint {self.checkpoint_path} (step {self.checkpointed_step}) is safe: free some space{then}")
+        if self.new_folders is not None and self.writes_files:
+            assert self.out_dir is not None
+            remove_written(self.out_dir, RUN_FILES, self.new_folders)
+            return DiskFull(f"{error}; no checkpoint had been written, so the new run's files in {self.out_dir} were removed: free some space and start again")
+        return error
+
     def _diverged(self, what: str) -> TrainingDiverged:
         where = f" in {self.out_dir}" if self.out_dir else ""
         return TrainingDiverged(f"{what} at step {self.step} (epoch {self.epoch}): training diverged; the last good checkpoint is kept{where}")
@@ -282,6 +310,8 @@ class Trainer(SpeedSwitches, capture.RecordedSteps, ABC):
         if not self.world.is_main:
             return None
         save_checkpoint(path, self.state_dict())
+        if path == self.checkpoint_path:
+            self.checkpointed_step = self.step
         return path
 
     def load_state_dict(self, state: dict[str, Any], source: str = "checkpoint") -> None:
@@ -310,9 +340,14 @@ class Trainer(SpeedSwitches, capture.RecordedSteps, ABC):
         assert path is not None
         state = load_checkpoint(path, map_location=self.device)
         self.load_state_dict(state, str(path))
+        if path == self.checkpoint_path:
+            self.checkpointed_step = self.step
         if self.out_dir is not None:
             # The run stopped somewhere after this checkpoint (a kill -9, a crash): what it logged
             # since is redone from here, so it is dropped from the history.
-            self.history = run_files.history_up_to(self.out_dir, self.step, self.epoch, rewrite=self.writes_files)
+            try:
+                self.history = run_files.history_up_to(self.out_dir, self.step, self.epoch, rewrite=self.writes_files)
+            except DiskFull as e:
+                raise self._disk_full(e) from None
             if self.writes_files:
                 remove_stale_temporaries(self.out_dir, recursive=True)  # half-written files of the stopped process

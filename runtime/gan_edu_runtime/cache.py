@@ -14,11 +14,11 @@ import contextlib
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 from .cuda_libs import preload_cuda_libraries
+from .files import TEMPORARY_NAME, glob_escape, locked_temporary, remove_if_stale
 from .safety import may_have_external_data
 from .settings import session_options
 
@@ -62,11 +62,13 @@ def optimized_model(path: Path, providers: Sequence[str], *, make: bool = True) 
             cached.unlink()
     if not make or may_have_external_data(data):
         return None
-    try:  # onnxruntime writes a temporary sibling (atomic_open's naming), then it is moved into place
-        fd, tmp = tempfile.mkstemp(prefix=f".{cached.name}.", suffix=".tmp", dir=path.parent)
+    for leftover in path.parent.glob(f"..{glob_escape(path.stem)}{CACHE_TAG}*.onnx.*.tmp"):  # of a writer killed before
+        if TEMPORARY_NAME.fullmatch(leftover.name):
+            remove_if_stale(leftover)
+    try:  # onnxruntime writes a temporary sibling (atomic_open's naming, locked while written), then it is moved into place
+        fd, tmp = locked_temporary(cached)
     except OSError:  # a read-only folder, no permission: no cache, same results
         return None
-    os.close(fd)
     if "CUDAExecutionProvider" in providers:
         preload_cuda_libraries()
     try:
@@ -81,6 +83,8 @@ def optimized_model(path: Path, providers: Sequence[str], *, make: bool = True) 
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         return None
+    finally:
+        os.close(fd)  # the lock goes with it
     for stale in path.parent.glob(f".{path.stem}{CACHE_TAG}*.onnx"):
         if stale != cached:
             with contextlib.suppress(OSError):
