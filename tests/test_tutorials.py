@@ -26,7 +26,7 @@ TUTORIALS = ROOT / "tutorials"
 NOTEBOOKS = sorted(TUTORIALS.glob("[0-9][0-9]_*.ipynb"))
 EXPECTED = [
     "01_what_a_gan_learns", "02_minimax_vs_non_saturating", "03_anatomy_of_a_dcgan", "04_training_on_mnist_and_cifar10",
-    "05_your_own_variant", "06_export_to_onnx", "07_c_vs_c_prime",
+    "05_your_own_variant", "06_export_to_onnx", "07_c_vs_c_prime", "08_from_shapes_to_real_data",
 ]
 
 
