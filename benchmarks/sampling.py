@@ -156,7 +156,9 @@ def main() -> None:
     import torch
 
     from gan_edu.export import OnnxGenerator, export_generator
+    from gan_edu.quality import ClassifierJudge
 
+    judge = ClassifierJudge(args.quality_run) if args.quality_run else None
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.run is not None:
@@ -177,7 +179,7 @@ def main() -> None:
         for variant, kwargs in (("int8", {"quantize": "int8"}), ("fp16", {"precision": "fp16"})):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # past the bounds: still timed, the table says so
-                vpath = export_generator(g, Path(tmp) / f"g_{variant}.onnx", allow_quality_loss=True, quality_run=args.quality_run, **kwargs)
+                vpath = export_generator(g, Path(tmp) / f"g_{variant}.onnx", allow_quality_loss=True, judge=judge, **kwargs)
             quality[variant] = json.loads(vpath.with_suffix(".quality.json").read_text())
             if variant == "int8":
                 variants["ort int8 (CPU)"] = (vpath, ["CPUExecutionProvider"])

@@ -21,9 +21,11 @@ import functools
 import types
 import typing
 from collections.abc import Callable
-from typing import Annotated, Any, Union
+from typing import Annotated, Any, TypeVar, Union
 
 from .errors import check
+
+T = TypeVar("T")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -125,3 +127,27 @@ def check_domains(config: Any) -> None:
         if value is None and ft.optional:
             continue
         check(ft.domain.accepts(value), f"{name}={value!r}: expected {ft.domain.expected}{' or None' if ft.optional else ''}")
+
+
+def strict_from_dict(cls: type[T], values: dict[str, Any], *, what: str = "config keys", list_options: bool = False) -> T:
+    """``cls(**values)`` for a config dataclass; keys that are not its fields are refused in one line, never dropped.
+
+    Args:
+        cls: the config class.
+        values: its options as plain data (``to_dict``'s shape).
+        what: how the message names the keys ("config keys", "trainer config keys").
+        list_options: also list the class's options in the message.
+
+    >>> @dataclasses.dataclass(frozen=True)
+    ... class Tiny:
+    ...     width: int = 8
+    >>> strict_from_dict(Tiny, {"width": 4})
+    Tiny(width=4)
+    >>> strict_from_dict(Tiny, {"widht": 4})
+    Traceback (most recent call last):
+    gan_edu_runtime.errors.GanEduError: config keys ['widht']: not options of Tiny
+    """
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(values) - names)
+    check(not unknown, f"{what} {unknown}: not options of {cls.__name__}" + (f" ({sorted(names)})" if list_options else ""))
+    return cls(**values)

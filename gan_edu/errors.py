@@ -11,6 +11,6 @@ torch-free sampler and gan-edu raise one and the same type.
 
 from __future__ import annotations
 
-from gan_edu_runtime.errors import GanEduError, check
+from gan_edu_runtime.errors import DiskFull, GanEduError, check
 
-__all__ = ["GanEduError", "check"]
+__all__ = ["DiskFull", "GanEduError", "check"]

@@ -6,53 +6,30 @@ then :func:`os.replace` over the target and fsync the folder. A crash or ``kill 
 moment leaves either the previous file or the new one.
 
 A kill during a write leaves its temporary file (``.NAME.XXXXXXXX.tmp``) behind, never the
-target: :func:`remove_stale_temporaries` deletes those once the writer is known to be gone
-(checkpoints do it before each write). :func:`check_writable` says, before any work is done,
-whether a file could be written at a path at all. Those two live in the light package
-(:mod:`gan_edu_runtime.files`), whose sample command writes files too.
+target: :func:`remove_stale_temporaries` deletes those a live writer does not hold (each writer
+locks its own; checkpoints, resume, export and card clean their targets' leftovers before
+writing). :func:`check_writable` says, before any work is done, whether a file could be written
+at a path at all. A full disk is a one-line :class:`~gan_edu_runtime.errors.DiskFull` naming the
+file. These live in the light package (:mod:`gan_edu_runtime.files`), whose sample command
+writes files too.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import re
 from collections.abc import Callable
-from pathlib import Path
 from typing import IO, Any
 
-from gan_edu_runtime.files import atomic_open, check_writable  # noqa: F401  (defined in the light package, used from here)
-
-#: The name of :func:`atomic_open`'s temporary files: ".", the target's name, ".", mkstemp's 8 random characters, ".tmp".
-TEMPORARY_NAME = re.compile(r"\.(?P<target>.+)\.[a-z0-9_]{8}\.tmp")
-
-
-def remove_stale_temporaries(path: str | os.PathLike[str], *, recursive: bool = False) -> list[Path]:
-    """Delete the temporary files that killed writers left behind.
-
-    Only call this when no other writer can be running (one trainer per run folder): a live
-    writer's temporary file looks the same.
-
-    Args:
-        path: a target file: its leftovers (``.NAME.XXXXXXXX.tmp`` beside it) are removed; or,
-            with ``recursive``, a folder: every leftover in it and below it is removed.
-
-    Returns:
-        The files removed.
-    """
-    path = Path(path)
-    if recursive:
-        candidates = [p for p in path.rglob(".*.tmp") if TEMPORARY_NAME.fullmatch(p.name)] if path.is_dir() else []
-    else:
-        candidates = [p for p in path.parent.glob(f".{path.name}.*.tmp") if TEMPORARY_NAME.fullmatch(p.name)] if path.parent.is_dir() else []
-    removed = []
-    for stale in candidates:
-        if stale.is_file():
-            with contextlib.suppress(FileNotFoundError):
-                stale.unlink()
-                removed.append(stale)
-    return removed
+from gan_edu_runtime.files import (  # noqa: F401  (defined in the light package, used from here)
+    DISK_FULL,
+    TEMPORARY_NAME,
+    atomic_open,
+    check_writable,
+    disk_full,
+    memory_bytes,
+    remove_stale_temporaries,
+)
 
 
 def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], None]) -> None:

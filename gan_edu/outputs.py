@@ -13,12 +13,22 @@ there, never by deleting a user's file.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import re
 import shutil
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
-from .errors import GanEduError
+from .errors import GanEduError, check
+from .io import check_writable
+
+#: The run folder's files that the loop writes and resume and export read.
+CONFIG_NAME = "config.json"
+HISTORY_NAME = "history.jsonl"
+CHECKPOINT_NAME = "checkpoints/last.pt"
 
 #: Files of a training run (``gan-edu train``; also a classifier's run and each member of a bank).
 RUN_FILES = (
@@ -73,6 +83,46 @@ def foreign_files(folder: str | os.PathLike[str], patterns: tuple[str, ...]) -> 
     return foreign
 
 
+def prepare_folder(
+    out_dir: str | os.PathLike[str], *, kind: str, patterns: tuple[str, ...], holds_one: Callable[[Path], bool],
+    overwrite: bool, resumable: bool = False, dry_run: bool = False,
+) -> Path:
+    """A folder that can take a new ``kind`` (run, experiment...): new, empty, or (with ``overwrite``) an old one, emptied.
+
+    A folder that holds anything but a ``kind`` is never emptied, and a ``kind`` is never mixed
+    with the remains of another.
+
+    Args:
+        out_dir: the folder (``--out``).
+        kind: "run", "bank" or "experiment", for the messages.
+        patterns: the files gan-edu writes there (:data:`RUN_FILES`, :data:`EXPERIMENT_FILES`...).
+        holds_one: whether a non-empty folder holds a ``kind`` at all.
+        overwrite: replace an old ``kind`` that holds only gan-edu's files.
+        resumable: the message of an existing ``kind`` also offers ``--resume``.
+        dry_run: only check; remove and create nothing.
+
+    Raises:
+        GanEduError: not a folder, not writable, not a ``kind``, a ``kind`` without ``overwrite``,
+            or a file gan-edu did not write (then nothing is removed).
+    """
+    out = Path(out_dir)
+    if out.exists():
+        check(out.is_dir(), f"--out {out}: exists and is not a folder; expected a new or empty folder")
+    check_writable(out, "--out", folder=True)
+    if out.exists() and any(out.iterdir()):
+        check(holds_one(out), f"--out {out}: folder exists and is not a gan-edu {kind}; expected a new or empty folder")
+        again = f"use --resume {out} to continue it or --overwrite to replace it" if resumable else "use --overwrite to replace it"
+        check(overwrite, f"--out {out}: {_article(kind)} {kind} already exists there; {again}")
+        replace_folder(out, patterns, kind, dry_run=dry_run)  # refuses when a file there is not gan-edu's
+    if not dry_run:
+        out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def _article(kind: str) -> str:
+    return "an" if kind[0] in "aeiou" else "a"
+
+
 def replace_folder(folder: str | os.PathLike[str], patterns: tuple[str, ...], kind: str, *, dry_run: bool = False) -> None:
     """Delete ``folder`` for ``--overwrite``, or refuse with one line when it holds a file gan-edu did not write.
 
@@ -91,7 +141,45 @@ def replace_folder(folder: str | os.PathLike[str], patterns: tuple[str, ...], ki
         more = f" and {len(foreign) - 1} more" if len(foreign) > 1 else ""
         raise GanEduError(
             f"--out {folder}: --overwrite would delete {foreign[0].relative_to(folder)}{more}, which gan-edu did not write; "
-            f"expected {'an' if kind[0] in 'aeiou' else 'a'} {kind} folder holding only gan-edu's files (move yours away, or choose another --out)"
+            f"expected {_article(kind)} {kind} folder holding only gan-edu's files (move yours away, or choose another --out)"
         )
     if not dry_run:
         shutil.rmtree(folder)
+
+
+def read_history(path: str | Path) -> list[dict[str, Any]]:
+    """The records of a ``history.jsonl`` file; a torn last line (a crash mid-write) is skipped."""
+    records = []
+    for line in Path(path).read_text().splitlines():
+        try:
+            records.append(json.loads(line))
+        except ValueError:
+            continue
+    return records
+
+
+def remove_written(folder: str | os.PathLike[str], patterns: tuple[str, ...], created: Sequence[Path] = ()) -> None:
+    """Undo a new run that could not write its first checkpoint (a full disk): delete the files under
+    ``folder`` that gan-edu writes there (``patterns``, killed writes' temporaries included), then the
+    folders below it left empty, then those of ``created`` (made for this run) left empty.
+
+    A file gan-edu does not write, and any folder holding one, is never removed: what was there
+    before the run stays.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return
+    keep = set(foreign_files(folder, patterns))
+    for root, dirs, files in os.walk(folder, topdown=False, followlinks=False):
+        here = Path(root)
+        for name in files:
+            if here / name not in keep:
+                with contextlib.suppress(FileNotFoundError):
+                    (here / name).unlink()
+        for name in dirs:
+            if not (here / name).is_symlink():
+                with contextlib.suppress(OSError):  # not empty: something there is not ours
+                    (here / name).rmdir()
+    for made in sorted(created, key=lambda p: len(p.parts), reverse=True):
+        with contextlib.suppress(OSError):
+            made.rmdir()

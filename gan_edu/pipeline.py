@@ -28,7 +28,6 @@ evaluates there, so the test split is looked at once, for the final number.
 
 from __future__ import annotations
 
-import dataclasses
 import platform
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -42,12 +41,12 @@ import torch
 from . import __version__
 from .data.datasets import load_dataset
 from .data.images import ImageDataset
+from .data.splits import split_off
 from .errors import check
 from .export import export_generator
 from .export.runtime import OnnxGenerator
-from .io import check_writable
 from .models.classifier import Classifier, build_classifier
-from .outputs import EXPERIMENT_FILES, replace_folder
+from .outputs import EXPERIMENT_FILES, prepare_folder
 from .pipeline_config import (
     EXPERIMENT_WIDE,
     PRESETS,
@@ -77,18 +76,6 @@ __all__ = [
 Log = Callable[[str], None]
 
 
-def split_off(dataset: ImageDataset, n: int, *, seed: int) -> tuple[ImageDataset, ImageDataset]:
-    """A seeded random split: ``(rest, held_out)`` with ``n`` images held out."""
-    check(0 < n < len(dataset), f"validation_images={n}: expected between 1 and {len(dataset) - 1}")
-    order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed))
-    held, rest = order[:n], order[n:]
-
-    def part(idx: torch.Tensor, split: str) -> ImageDataset:
-        return dataclasses.replace(dataset, images=dataset.images[idx], labels=dataset.labels[idx], options={**dataset.options, "split": split})
-
-    return part(rest, "train-minus-validation"), part(held, "validation")
-
-
 def prepare_experiment_dir(out_dir: str | Path, *, overwrite: bool, dry_run: bool = False) -> Path:
     """A new or empty folder, or (with ``overwrite``) an old experiment's folder, emptied.
 
@@ -96,17 +83,10 @@ def prepare_experiment_dir(out_dir: str | Path, *, overwrite: bool, dry_run: boo
     continue the old one's), and a folder that is not an experiment is never emptied. With
     ``dry_run``, only check: remove and create nothing.
     """
-    out = Path(out_dir)
-    if out.exists():
-        check(out.is_dir(), f"--out {out}: exists and is not a folder; expected a new or empty folder")
-    check_writable(out, "--out", folder=True)
-    if out.exists() and any(out.iterdir()):
-        check((out / "report.json").exists() or (out / "gan").is_dir(), f"--out {out}: folder exists and is not a gan-edu experiment; expected a new or empty folder")
-        check(overwrite, f"--out {out}: an experiment already exists there; use --overwrite to replace it")
-        replace_folder(out, EXPERIMENT_FILES, "experiment", dry_run=dry_run)  # refuses when a file there is not gan-edu's
-    if not dry_run:
-        out.mkdir(parents=True, exist_ok=True)
-    return out
+    return prepare_folder(
+        out_dir, kind="experiment", patterns=EXPERIMENT_FILES, holds_one=lambda out: (out / "report.json").exists() or (out / "gan").is_dir(),
+        overwrite=overwrite, dry_run=dry_run,
+    )
 
 
 def check_sizes(config: PipelineConfig, train: ImageDataset) -> None:
@@ -265,6 +245,39 @@ def timed(timings: dict[str, float], name: str) -> Iterator[None]:
     timings[name] = timings.get(name, 0.0) + time.perf_counter() - start
 
 
+def train_classifiers(
+    config: PipelineConfig, train: ImageDataset, generator: OnnxGenerator, pool: ImageDataset, n_synthetic: int, out: Path,
+    c_folder: Path | None, timings: dict[str, float], ran: dict[str, dict[str, float]], log: Log,
+) -> tuple[Classifier, Classifier, tuple[Classifier, Classifier] | None]:
+    """Stage 4 of :func:`run_pipeline`: c (or another experiment's c), c' on the synthetic images and,
+    when asked, the reference recipe's pair; their timings and what ran go into ``timings`` and ``ran``."""
+    with timed(timings, "c_s"):
+        if c_folder is not None:
+            c = Classifier.from_pretrained(c_folder, map_location=resolve_device(config.device))
+        else:
+            c, ran["c"] = train_classifier(config, train, len(train), train, out / "c")
+    log(f"c loaded from {config.reuse_c} (trained there with the same data and recipe)" if c_folder is not None else f"c trained in {timings['c_s']:.0f} s")
+    with timed(timings, "c_prime_s"):
+        synthetic = synthetic_training_data(config, generator, pool, n_synthetic)
+        n_seen = n_synthetic if config.synthetic == "stream" else len(pool)  # images per epoch of c'
+        c_prime, ran["c_prime"] = train_classifier(config, synthetic, n_seen, train, out / "c_prime")
+    log(f"c' trained in {timings['c_prime_s']:.0f} s on a {config.synthetic} of {n_synthetic} synthetic images{' per epoch' if config.synthetic == 'stream' else ''}")
+
+    # 4b. the second pair, reference project 000's classifier and plain recipe
+    reference = None
+    if config.reference_classifier:
+        with timed(timings, "reference_s"):
+            reused = reusable_reference_c(config)
+            if reused is not None:  # the reused experiment's c of this recipe (same data, split, seed, reference_epochs)
+                c_ref = Classifier.from_pretrained(reused, map_location=resolve_device(config.device))
+            else:
+                c_ref, ran["c_reference"] = train_classifier(config, train, len(train), train, out / "c_reference", reference=True)
+            cp_ref, ran["c_prime_reference"] = train_classifier(config, synthetic, n_seen, train, out / "c_prime_reference", reference=True)
+        reference = (c_ref, cp_ref)
+        log(f"c and c' of the reference recipe ({REFERENCE_CLASSIFIER}) trained in {timings['reference_s']:.0f} s")
+    return c, c_prime, reference
+
+
 def run_pipeline(config: PipelineConfig, out_dir: str | Path, *, overwrite: bool = False, log: Log = print) -> dict[str, Any]:
     """Run the whole experiment into ``out_dir``; returns the report (also in ``report.json``).
 
@@ -310,31 +323,8 @@ def run_pipeline(config: PipelineConfig, out_dir: str | Path, *, overwrite: bool
     members = f" from an ensemble of {len(snapshots) + 1} snapshots of G" if snapshots else ""
     log(f"exported {generator.path.name}; sampled {len(pool)} synthetic images{members} with onnxruntime in {timings['sample_s']:.1f} s")
 
-    # 4. classifiers c (real images) and c' (synthetic images), the same recipe
-    with timed(timings, "c_s"):
-        if c_folder is not None:
-            c = Classifier.from_pretrained(c_folder, map_location=resolve_device(config.device))
-        else:
-            c, ran["c"] = train_classifier(config, train, len(train), train, out / "c")
-    log(f"c loaded from {config.reuse_c} (trained there with the same data and recipe)" if c_folder is not None else f"c trained in {timings['c_s']:.0f} s")
-    with timed(timings, "c_prime_s"):
-        synthetic = synthetic_training_data(config, generator, pool, n_synthetic)
-        n_seen = n_synthetic if config.synthetic == "stream" else len(pool)  # images per epoch of c'
-        c_prime, ran["c_prime"] = train_classifier(config, synthetic, n_seen, train, out / "c_prime")
-    log(f"c' trained in {timings['c_prime_s']:.0f} s on a {config.synthetic} of {n_synthetic} synthetic images{' per epoch' if config.synthetic == 'stream' else ''}")
-
-    # 4b. the second pair, reference project 000's classifier and plain recipe
-    reference = None
-    if config.reference_classifier:
-        with timed(timings, "reference_s"):
-            reused = reusable_reference_c(config)
-            if reused is not None:  # the reused experiment's c of this recipe (same data, split, seed, reference_epochs)
-                c_ref = Classifier.from_pretrained(reused, map_location=resolve_device(config.device))
-            else:
-                c_ref, ran["c_reference"] = train_classifier(config, train, len(train), train, out / "c_reference", reference=True)
-            cp_ref, ran["c_prime_reference"] = train_classifier(config, synthetic, n_seen, train, out / "c_prime_reference", reference=True)
-        reference = (c_ref, cp_ref)
-        log(f"c and c' of the reference recipe ({REFERENCE_CLASSIFIER}) trained in {timings['reference_s']:.0f} s")
+    # 4. classifiers c (real images) and c' (synthetic images), the same recipe; 4b. the reference recipe's pair
+    c, c_prime, reference = train_classifiers(config, train, generator, pool, n_synthetic, out, c_folder, timings, ran, log)
 
     # 5. evaluation on the real held-out images
     with timed(timings, "evaluation_s"):

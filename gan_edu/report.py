@@ -26,8 +26,8 @@ from .metrics import (
     per_class_precision_recall,
     precision_recall,
 )
+from .models.classifier import predict
 from .plots import plot_confusions, plot_per_class_accuracy
-from .training.classifier_trainer import predict
 
 PR_IMAGES = 5000  # real and synthetic images of the precision / recall manifolds (distances grow as N^2)
 PR_K = 3  # neighbours of the k-NN manifolds: 3, as in Kynkaanniemi et al.

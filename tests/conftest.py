@@ -16,5 +16,17 @@ def tiny_shapes():
     return load_dataset("shapes", "train", n=64, seed=3)
 
 
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """A conditional DCGAN run folder of 2 steps on 32 shapes (width 4): what gan-edu export takes."""
+    from gan_edu.cli import main
+
+    run = tmp_path_factory.mktemp("run") / "run"
+    argv = ["train", "--model", "cdcgan", "--out", str(run), "--max-steps", "2", "--num-images", "32", "--batch-size", "16",
+            "--g-channels", "4", "--d-channels", "4", "--no-progress"]
+    assert main(argv) == 0
+    return run
+
+
 def params_of(module: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in module.state_dict().items()}

@@ -10,6 +10,7 @@ gan_edu`` processes to show what a user sees.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -141,6 +142,10 @@ def ws(tmp_path_factory) -> Path:
     (ws / "deep.json").write_text("[" * 5000 + "]" * 5000)  # beyond the parser's recursion
     (ws / "deep.toml").write_text("a = " + "[" * 3000 + "]" * 3000 + "\n")
     (ws / "deep-tables.toml").write_text("gan." * 3000 + "epochs = 1\n")  # parsed, but 3,000 tables deep
+    broken_run("run-tensorboard-file", lambda d: (d / "tensorboard").write_text("a file where TensorBoard's folder goes"))
+    (ws / "exp").mkdir()  # a pipeline folder, as gan-edu card reads it: its generator and report
+    shutil.copyfile(ws / "g.onnx", ws / "exp" / "generator.onnx")
+    (ws / "exp" / "report.json").write_text(json.dumps({"c_accuracy": 0.9, "c_prime_accuracy": 0.7, "gan_test_accuracy": 0.6, "frechet_distance": 1.5}))
     site = ws / "site"  # an installed package whose entry point names a module it does not ship
     (site / "broken_trainers-1.0.dist-info").mkdir(parents=True)
     (site / "broken_trainers-1.0.dist-info" / "METADATA").write_text("Metadata-Version: 2.1\nName: broken-trainers\nVersion: 1.0\n")
@@ -166,6 +171,7 @@ class Row:
     call: list[str] | Callable[[Path], object]
     names: str
     wants: str
+    disk_full: bool = False  # every fsync fails with ENOSPC, as on a full disk (a training run may announce itself first)
 
 
 ROWS = [
@@ -282,6 +288,20 @@ ROWS = [
         "--config {ws}/deep-tables.toml: nested more than 4 levels deep", "expected at most 4 levels of tables"),
     # -- serve-demo -------------------------------------------------------------------------------
     Row("serve-demo-port-out-of-range", ["serve-demo", "--port", "99999"], "--port: 99999 is not a port", "expected a port in [0, 65535]"),
+    # -- a file where a folder goes ------------------------------------------------------------
+    Row("card-to-a-file", ["card", "{ws}/exp", "--name", "tiny", "--command", "c", "--to", "{ws}/file"], "--to {ws}/file: is a file", "expected a folder"),
+    Row("tensorboard-file-in-the-run", ["train", "--resume", "{ws}/run-tensorboard-file", "--tensorboard"],
+        "{ws}/run-tensorboard-file/tensorboard exists and is not a folder", "expected a folder for TensorBoard's event files"),
+    # -- a full disk: the file named, the last checkpoint safe, a new run's files removed ----------
+    Row("train-disk-full", ["train", "--out", "{ws}/new/deeper", *TINY], "{ws}/new/deeper/config.json: no space left on device",
+        "the new run's files in {ws}/new/deeper were removed", disk_full=True),  # and the two folders it made
+    Row("train-disk-full-in-an-empty-folder", ["train", "--out", "{ws}/empty", *TINY], "{ws}/empty/config.json: no space left on device",
+        "expected free space in {ws}/empty", disk_full=True),  # the folder was there before: it stays
+    Row("resume-disk-full", ["train", "--resume", "{ws}/run"], "{ws}/run/history.jsonl: no space left on device",
+        "the last checkpoint {ws}/run/checkpoints/last.pt (step 1) is safe: free some space, then gan-edu train --resume {ws}/run", disk_full=True),
+    Row("export-disk-full", ["export", "{ws}/run", "-o", "{ws}/new.onnx"], "{ws}/new.onnx: no space left on device", "expected free space in {ws}", disk_full=True),
+    Row("card-disk-full", ["card", "{ws}/exp", "--name", "tiny", "--command", "c", "--to", "{ws}/empty"],
+        "{ws}/empty/tiny.onnx: no space left on device", "expected free space in {ws}/empty", disk_full=True),
     # -- nonsense flag values ---------------------------------------------------------------------
     Row("epochs-not-an-int", ["train", "--epochs", "two"], "--epochs: 'two' is not an int", "expected a positive int"),
     Row("seed-negative", ["quickstart", "--seed", "-1"], "--seed: -1 is negative", "expected an int >= 0"),
@@ -329,11 +349,22 @@ ROWS = [
     Row("api-pipeline-loss-unknown", lambda ws: PipelineConfig(loss="foo"), "loss 'foo'", "expected one of"),
     Row("api-pipeline-synthetic-fewer-than-a-batch", lambda ws: PipelineConfig(synthetic_images=10, classifier=ClassifierTrainerConfig(batch_size=32)),
         "synthetic_images=10: fewer than classifier.batch_size=32", "expected at least one batch"),
+    Row("api-tensorboard-file-in-the-run", lambda ws: resume_gan_run(ws / "run-tensorboard-file", tensorboard=True),
+        "run-tensorboard-file/tensorboard exists and is not a folder", "expected a folder for TensorBoard's event files"),
+    Row("api-train-disk-full",
+        lambda ws: new_gan_run("dcgan", load_dataset("shapes", n=16), config=GANTrainerConfig(batch_size=16, device="cpu", max_steps=1, progress=False),
+                               out_dir=ws / "new").fit(load_dataset("shapes", n=16)),
+        "new/config.json: no space left on device", "the new run's files in {ws}/new were removed", disk_full=True),
     Row("api-trainer-batch-zero", lambda ws: GANTrainerConfig(batch_size=0), "batch_size=0", "expected a positive int"),
     Row("api-trainer-entry-point-module-missing", lambda ws: with_site(ws, lambda: get_trainer_class("BrokenGANTrainer")),
         "entry point BrokenGANTrainer = no_such_module:BrokenGANTrainer (group gan_edu.trainers): cannot be loaded (ModuleNotFoundError",
         "expected an importable GANTrainer subclass"),
 ]
+
+
+def disk_is_full(fd: int) -> None:
+    """``os.fsync`` on a full disk (the bytes of a write are checked for room at the latest there)."""
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
 
 def snapshot(folder: Path) -> dict[str, tuple[int, int, str] | None]:
@@ -360,6 +391,8 @@ def test_bad_input_is_one_line_exit_2_and_touches_nothing(row, ws, capsys, monke
     monkeypatch.chdir(ws)  # a default output folder (runs/...) would land here, and be seen
     before = snapshot(ws)
     capsys.readouterr()
+    if row.disk_full:
+        monkeypatch.setattr(os, "fsync", disk_is_full)
     if isinstance(row.call, list):
         argv = [a.replace("{ws}", str(ws)) for a in row.call]
         try:
@@ -369,6 +402,9 @@ def test_bad_input_is_one_line_exit_2_and_touches_nothing(row, ws, capsys, monke
         out, err = capsys.readouterr()
         lines = err.strip().splitlines()
         assert code == 2, (argv, code, err)
+        if row.disk_full:  # a run that started says so first (as for a broken image found mid-run)
+            assert all(line.startswith(("training ", "config: ")) for line in lines[:-1]), err
+            lines = lines[-1:]
         assert len(lines) == 1 and lines[0].startswith("gan-edu") and "error: " in lines[0], err
         assert out == "", out
         message = lines[0]

@@ -17,6 +17,7 @@ from gan_edu.training.bank import read_bank_manifest, resume_bank, train_bank
 TINY_BANK = ["--num-images", "20", "--batch-size", "2", "--g-channels", "4", "--d-channels", "4", "--no-progress", "--epochs", "1"]
 
 
+@pytest.mark.slow  # ten member runs, twice
 def test_per_class_bank_from_the_cli_samples_by_label_and_resumes(tmp_path, capsys):
     bank_dir = tmp_path / "bank"
     assert main(["train", "--per-class", "--model", "ref002-perclass", "--loss", "hinge", "--out", str(bank_dir), *TINY_BANK]) == 0

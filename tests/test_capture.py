@@ -178,7 +178,7 @@ class _DeclaredVariant(_ObjectiveVariant):
         (GANTrainer, {}, get_loss("non-saturating", r1=1.0), "gradient penalty"),
         (GANTrainer, {}, get_loss("wgan-gp"), "gradient penalty"),
         (_ObjectiveVariant, {}, None, "_ObjectiveVariant overrides discriminator_objective"),
-        (GANTrainer, {"compile": True}, None, "compile=True"),
+        pytest.param(GANTrainer, {"compile": True}, None, "compile=True", marks=pytest.mark.slow),  # torch.compile's start
         (_DeclaredVariant, {}, None, None),
         (GANTrainer, {}, None, None),
     ],

@@ -14,6 +14,7 @@ from gan_edu.cli import main
 TINY = ["--num-images", "64", "--batch-size", "16", "--g-channels", "4", "--d-channels", "4", "--no-progress", "--log-every", "2"]
 
 
+@pytest.mark.slow  # a gan-edu process
 def test_version():
     out = subprocess.run([sys.executable, "-m", "gan_edu", "--version"], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == f"gan-edu {__version__}"
@@ -30,6 +31,7 @@ def test_train_then_resume(tmp_path, capsys):
     assert [r["epoch"] for r in history if r["kind"] == "epoch"] == [1, 2]
 
 
+@pytest.mark.slow  # the whole quickstart
 def test_quickstart_smoke(tmp_path, capsys):
     assert main(["quickstart", "--out", str(tmp_path / "q"), "--max-steps", "2", "--no-progress"]) == 0
     for name in ("gan/samples.png", "gan/losses.png", "summary.md", "report.json", "generator.onnx", "samples_per_class.png"):
@@ -73,6 +75,7 @@ def test_an_existing_run_is_refused(tmp_path, capsys):
     assert main(["train", "--out", str(run), "--max-steps", "1", "--overwrite", *TINY]) == 0
 
 
+@pytest.mark.slow  # gan-edu processes
 def test_console_script_errors_have_no_traceback(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "gan_edu", "train", "--resume", str(tmp_path / "missing")],

@@ -109,5 +109,6 @@ def test_pipeline(tmp_path, capsys):
     args = ["--images", "160", "--gan-max-steps", "1", "--width", "4", "--classifier-max-steps", "1", "--classifier-width", "4", "--out", str(tmp_path / "p")]
     assert load_example("pipeline").main(args) == 0
     report = json.loads((tmp_path / "p" / "report.json").read_text())
-    assert 0 <= report["c_prime_accuracy"] <= 1
+    cm = np.array(report["confusion"]["c_prime"])
+    assert report["c_prime_accuracy"] == pytest.approx(np.trace(cm) / cm.sum()) and cm.sum() == report["sizes"]["evaluation"]
     assert "a gap of" in capsys.readouterr().out

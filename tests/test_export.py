@@ -210,13 +210,6 @@ def test_metadata_round_trip(cond, uncond):
 
 
 # -- the command line: export a run, sample it, same images as PyTorch ----------------------------
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    run = tmp_path_factory.mktemp("run") / "run"
-    argv = ["train", "--model", "cdcgan", "--out", str(run), "--max-steps", "2", "--num-images", "32", "--batch-size", "16",
-            "--g-channels", "4", "--d-channels", "4", "--no-progress"]
-    assert main(argv) == 0
-    return run
 
 
 def test_cli_export_then_sample_gives_the_pytorch_images(tiny_run, tmp_path, capsys):
@@ -437,7 +430,6 @@ def test_onnx_app_example_runs_without_torch(tmp_path, cond):
 
     picture = Image.open(tmp_path / "app.png")
     assert picture.size == (80 + 4 * (64 + 2), 3 * (64 + 2))
-
 
 
 def test_float_output_is_clipped_to_the_promised_range(tmp_path, cond):

@@ -16,13 +16,16 @@ import pytest
 import torch
 
 from gan_edu.cli import main
+from gan_edu.errors import GanEduError
 from gan_edu.export import OnnxGenerator, export_generator, variants
 from gan_edu.export import session as session_module
 from gan_edu.export.exporter import ExportCheckFailed
 from gan_edu.export.fold import fold_batchnorm
 from gan_edu.export.session import physical_cores, session_options
 from gan_edu.models import build_gan
-from gan_edu.models.classifier import build_classifier
+from gan_edu.models.base import GANModule
+from gan_edu.models.classifier import build_classifier, predict
+from gan_edu.quality import ClassifierJudge
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -133,7 +136,9 @@ def test_read_only_folder_and_broken_cache_fall_back_to_the_model(tmp_path, monk
             def refuse(*args, **kwargs):
                 raise PermissionError(13, "Permission denied (read-only folder)")
 
-            monkeypatch.setattr(session_module.tempfile, "mkstemp", refuse)
+            import gan_edu_runtime.cache as cache_module
+
+            monkeypatch.setattr(cache_module, "locked_temporary", refuse)  # the cache asks for its locked temporary there
         assert session_module.optimized_model(path, ["CPUExecutionProvider"]) is None
         og = OnnxGenerator(path)
     finally:
@@ -211,33 +216,53 @@ def test_variant_past_its_bounds_is_refused_or_written_with_a_warning(tmp_path, 
         assert message in capsys.readouterr().err
 
 
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    run = tmp_path_factory.mktemp("run") / "run"
-    argv = ["train", "--model", "cdcgan", "--out", str(run), "--max-steps", "1", "--num-images", "16", "--batch-size", "8",
-            "--g-channels", "4", "--d-channels", "4", "--no-progress"]
-    assert main(argv) == 0
-    return run
-
-
 def test_quality_run_measures_gan_test_and_frechet_with_the_experiments_classifier(tmp_path):
     experiment = tmp_path / "experiment"
     torch.manual_seed(0)
     build_classifier("ref000", image_shape=(3, 32, 32), num_classes=3, width=4).save_pretrained(experiment / "c" / "classifier")
     settings = {"dataset": "shapes", "num_images": 20, "channels": 3, "eval_split": "test", "seed": 0}
     (experiment / "report.json").write_text(json.dumps({"settings": settings}))
-    path = export_generator(tiny_generator(), tmp_path / "g.onnx", precision="fp16", quality_run=experiment)
+    path = export_generator(tiny_generator(), tmp_path / "g.onnx", precision="fp16", judge=ClassifierJudge(experiment))
     cost = json.loads(path.with_suffix(".quality.json").read_text())["cost"]
     assert cost["quality_run"] == str(experiment) and cost["real_images"] == 1000
     for key in ("gan_test", "frechet"):
         entry = cost[key]
         assert np.isfinite([entry["fp32"], entry["variant"]]).all() and entry["change"] == pytest.approx(entry["variant"] - entry["fp32"])
-    assert 0 <= cost["gan_test"]["fp32"] <= 1 and cost["frechet"]["fp32"] > 0
-    with pytest.raises(Exception, match="expected a gan-edu pipeline folder"):
-        export_generator(tiny_generator(), tmp_path / "h.onnx", precision="fp16", quality_run=tmp_path)
+    # GAN-test of the fp32 graph, by hand: the experiment's c judges the fp32 export's images of the
+    # quality noise (seed 0, 1000 vectors, balanced labels) against the classes asked for
+    fp32 = OnnxGenerator(export_generator(tiny_generator(), tmp_path / "g32.onnx"))
+    z = np.random.default_rng(0).standard_normal((1000, fp32.latent_dim), dtype=np.float32)
+    labels = np.arange(1000) % 3
+    images = fp32.to_uint8(fp32.generate(z, labels)).transpose(0, 3, 1, 2)  # (N, C, H, W) levels, as c reads them
+    c = GANModule.from_pretrained(experiment / "c" / "classifier")
+    judged = predict(c, images).numpy()
+    assert cost["gan_test"]["fp32"] == pytest.approx(float((judged == labels).mean()), abs=1e-3)  # a level may differ
+    assert cost["frechet"]["fp32"] > 0
+    with pytest.raises(GanEduError, match="expected a gan-edu pipeline folder"):
+        ClassifierJudge(tmp_path)  # refused before anything is exported
+    with pytest.raises(GanEduError, match="judge is for a variant"):
+        export_generator(tiny_generator(), tmp_path / "h.onnx", judge=ClassifierJudge(experiment))
+    assert not (tmp_path / "h.onnx").exists()
+
+
+def test_cli_quality_run_hands_the_experiments_classifier_to_the_export(tmp_path, tiny_run, capsys):
+    # gan-edu export --quality-run: the CLI makes the evaluation layer's judge; the record and the line carry its numbers
+    experiment = tmp_path / "experiment"
+    torch.manual_seed(0)
+    build_classifier("ref000", image_shape=(3, 32, 32), num_classes=10, width=4).save_pretrained(experiment / "c" / "classifier")
+    (experiment / "report.json").write_text(json.dumps({"settings": {"dataset": "shapes", "num_images": 20, "channels": 3, "eval_split": "test", "seed": 0}}))
+    out = tmp_path / "g.onnx"
+    assert main(["export", str(tiny_run), "-o", str(out), "--precision", "fp16", "--quality-run", str(experiment), "--allow-quality-loss"]) == 0
+    cost = json.loads(out.with_suffix(".quality.json").read_text())["cost"]
+    assert cost["quality_run"] == str(experiment) and set(cost["gan_test"]) == {"fp32", "variant", "change"}
+    assert f"GAN-test {cost['gan_test']['fp32']:.3f} -> {cost['gan_test']['variant']:.3f}" in capsys.readouterr().out
+    bad = tmp_path / "bad.onnx"
+    assert main(["export", str(tiny_run), "-o", str(bad), "--precision", "fp16", "--quality-run", str(tmp_path / "nothing")]) == 2
+    assert "expected a gan-edu pipeline folder" in capsys.readouterr().err and not bad.exists()
 
 
 # -- the benchmark ------------------------------------------------------------------------------------
+@pytest.mark.slow  # the benchmark script
 def test_sampling_benchmark_smoke_run(tiny_run):
     out = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "sampling.py"), "--run", str(tiny_run), "--quick", "--no-compile", "--profile"],

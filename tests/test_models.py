@@ -8,7 +8,7 @@ import torch
 from gan_edu.errors import GanEduError
 from gan_edu.losses import NonSaturatingLoss
 from gan_edu.models import MODELS, Discriminator, Generator, build_gan
-from gan_edu.models.base import doublings
+from gan_edu.models.sizes import doublings
 
 CASES = [(name, shape) for name, spec in MODELS.items() for shape in spec.sizes]
 IDS = [f"{name}-{shape[0]}x{shape[1]}x{shape[2]}" for name, shape in CASES]

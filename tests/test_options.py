@@ -145,6 +145,7 @@ def test_train_config_file_gives_options_and_flags_win(tmp_path, suffix):
     assert args.model == "cdcgan" and args.g_channels == 16 and args.loss == "non-saturating" and args.per_class is False
 
 
+@pytest.mark.slow  # a CLI run; the config-file parsing tests stay in the core
 def test_train_with_a_config_file_end_to_end(tmp_path):
     path = write(tmp_path, "run.json", json.dumps({"max_steps": 1, "lr_d": 0.0004, "no_such": 1}))
     assert main(["train", "--config", str(path), "--out", str(tmp_path / "r"), *TINY]) == 2  # refused before any work

@@ -241,6 +241,7 @@ def test_file_loader_matches_the_device_loader(pets):
                 assert xf.dtype == torch.float32 and -1 <= xf.min() and xf.max() <= 1
 
 
+@pytest.mark.slow  # loader worker processes
 def test_file_loader_workers_and_resume_mid_epoch(pets):
     loader = FileLoader(pets, 2, seed=1, drop_last=False, num_workers=2)
     batches = list(loader.iterate(4))
@@ -270,6 +271,7 @@ def test_balanced_sampling_evens_out_the_classes():
     assert torch.equal(again, balanced[200:300])  # deterministic per (seed, epoch)
 
 
+@pytest.mark.slow  # three runs from image files
 def test_trainer_on_files_resumes_exactly(tmp_path):
     """CelebA on disk: the Trainer takes a FileLoader, records the data options, and resumes mid-epoch exactly."""
     write_celeba_jpegs(tmp_path / "data" / "img_align_celeba", tuple(range(1, 9)))
@@ -313,6 +315,7 @@ def test_cli_data_info(tmp_path, capsys):
     assert "train: 5 images of shape 3x8x8, 2 classes" in out and "test: none (folder:" in out
 
 
+@pytest.mark.slow  # CLI runs on MNIST-format files
 def test_cli_train_and_resume_on_mnist_files(tmp_path, capsys):
     from gan_edu.cli import main
 

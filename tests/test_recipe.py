@@ -53,7 +53,9 @@ def test_ema_update_is_the_formula():
 
 
 # -- spectral norm ------------------------------------------------------------------------------
-@pytest.mark.parametrize("name", [n for n in MODELS if n != "ref002-perclass"] + ["ref002-perclass"])
+@pytest.mark.parametrize("name", [  # one model in the core; the others are slow (a run each)
+    pytest.param(n, marks=() if n == "cdcgan" else pytest.mark.slow) for n in [n for n in MODELS if n != "ref002-perclass"] + ["ref002-perclass"]
+])
 def test_spectral_norm_is_a_switch_of_every_discriminator(name, tmp_path):
     spec = MODELS[name]
     shape = spec.sizes[0]
@@ -184,6 +186,7 @@ def _cfg(**kw):
     return GANTrainerConfig(**{"batch_size": 16, "log_every": 2, "progress": False, "diffaugment": "translation,cutout,color", **kw})
 
 
+@pytest.mark.slow  # three runs; test_the_average_follows_g_after_every_g_update_by_the_formula stays in the core
 def test_ema_and_diffaugment_resume_bit_exact(tiny_shapes, tmp_path):
     straight = new_gan_run("cdcgan", tiny_shapes, config=_cfg(epochs=2), out_dir=tmp_path / "a", spectral_norm=True, **TINY)
     straight.fit(tiny_shapes)
@@ -285,6 +288,7 @@ def test_onecycle_schedule_and_flip_tta():
 
 
 # -- the pipeline: every switch, presets ----------------------------------------------------------
+@pytest.mark.slow  # a pipeline with every switch
 def test_pipeline_with_every_switch_and_a_preset(tmp_path):
     out = tmp_path / "exp"
     argv = ["pipeline", "--out", str(out), "--num-images", "300", "--g-channels", "4", "--d-channels", "4", "--gan-epochs", "1",
@@ -344,6 +348,7 @@ def test_gpu_cifar10_script_dry_run(tmp_path):
     assert missing.returncode == 2 and "cifar-10-batches-py" in missing.stderr
 
 
+@pytest.mark.slow  # two pipelines
 def test_reuse_c_loads_the_same_classifier_and_refuses_a_different_recipe(tmp_path):
     base = ["pipeline", "--num-images", "200", "--g-channels", "4", "--d-channels", "4", "--gan-epochs", "1", "--gan-batch-size", "32",
             "--synthetic-images", "100", "--classifier-epochs", "1", "--classifier-width", "4", "--classifier-batch-size", "20", "--no-progress"]

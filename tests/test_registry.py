@@ -18,6 +18,7 @@ from gan_edu.training.runs import resume_gan_run
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 
 
+@pytest.mark.slow  # builds every registered model
 def test_models_command_lists_every_model_with_sizes_and_parameters(capsys):
     assert main(["models"]) == 0
     out = capsys.readouterr().out
@@ -45,6 +46,7 @@ def docs_models_rows() -> dict[str, dict[str, str]]:
     return rows
 
 
+@pytest.mark.slow  # builds every registered model
 def test_docs_models_table_matches_the_registry():
     rows = docs_models_rows()
     assert list(rows) == list(MODELS), "docs/models.md: regenerate the table with `gan-edu models --markdown`"

@@ -73,6 +73,7 @@ def test_no_folder_listings_no_hidden_files_no_links_out(server):
     assert status(raw(server, b"GET /exported/m.json HTTP/1.0\r\n\r\n")) == 200
 
 
+@pytest.mark.slow  # waits for the connection timeout
 def test_an_idle_connection_is_closed_after_the_timeout_without_a_traceback(root, capfd):
     server = DemoServer(root, port=0, connection_timeout=2.0)
     server.start()

@@ -21,6 +21,7 @@ def events(folder):
     return acc
 
 
+@pytest.mark.slow  # a CLI run read back by TensorBoard
 def test_the_event_file_holds_losses_d_outputs_learning_rates_and_a_grid_per_epoch(tmp_path):
     run = tmp_path / "run"
     assert main(["train", "--model", "cdcgan", "--out", str(run), "--epochs", "2", "--tensorboard", *TINY]) == 0
@@ -39,6 +40,7 @@ def test_the_event_file_holds_losses_d_outputs_learning_rates_and_a_grid_per_epo
     assert grids[0].height > 32 and grids[0].width > 32  # 10 classes x 8 samples of 32x32, tiled
 
 
+@pytest.mark.slow  # two CLI runs read back by TensorBoard
 def test_resume_purges_what_a_killed_run_logged_after_its_checkpoint(tmp_path):
     run = tmp_path / "run"
     assert main(["train", "--out", str(run), "--epochs", "1", "--tensorboard", *TINY]) == 0  # 2 steps, checkpoint at 2

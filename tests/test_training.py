@@ -56,6 +56,7 @@ def test_fit_writes_a_complete_run_folder(tiny_shapes, tmp_path):
     assert not torch.equal(g.state_dict()["main.0.weight"], online.state_dict()["main.0.weight"])
 
 
+@pytest.mark.slow  # two full runs and a resumed one; test_resume_mid_epoch_is_exact stays in the core
 def test_resume_is_exact(tiny_shapes, tmp_path):
     """2 epochs straight == 1 epoch, then resume, then 1 more epoch: the same weights, bit for bit."""
     straight = new_gan_run("cdcgan", tiny_shapes, config=cfg(epochs=2), out_dir=tmp_path / "a", **TINY)

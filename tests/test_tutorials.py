@@ -2,11 +2,14 @@
 
 Fast mode shrinks data, steps and widths in each notebook's first code cell; the code path is
 the same as the real run's. The committed notebooks carry the outputs of a real run
-(``python tutorials/execute.py``); a second test checks that they do.
+(``python tutorials/execute.py all``); a second test checks that they do, and a third that
+those outputs were made by today's code: ``execute.py`` records the SHA-256 of every gan_edu
+source file the kernel had imported, and the test fails when one of them has changed since.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 from pathlib import Path
@@ -23,7 +26,7 @@ TUTORIALS = ROOT / "tutorials"
 NOTEBOOKS = sorted(TUTORIALS.glob("[0-9][0-9]_*.ipynb"))
 EXPECTED = [
     "01_what_a_gan_learns", "02_minimax_vs_non_saturating", "03_anatomy_of_a_dcgan", "04_training_on_mnist_and_cifar10",
-    "05_your_own_variant", "06_export_to_onnx", "07_c_vs_c_prime",
+    "05_your_own_variant", "06_export_to_onnx", "07_c_vs_c_prime", "08_from_shapes_to_real_data",
 ]
 
 
@@ -71,6 +74,47 @@ def test_committed_notebook_carries_a_real_run(path):
     assert not [o for o in outputs if o.output_type == "error"]
     assert any("image/png" in o.get("data", {}) for o in outputs), f"{path.name}: no pictures"
     assert path.stat().st_size < 1_500_000, f"{path.name}: {path.stat().st_size} bytes; keep outputs small"
+    assert "**CPU time:** about" in nb.cells[0].source or "**CPU time:** under" in nb.cells[0].source, f"{path.name}: the first cell does not say how long a full run takes"
+
+
+def stale_sources(record: dict, root: Path = ROOT) -> list[str]:
+    """The gan_edu files a notebook's run imported whose content has changed (or gone) since."""
+    changed = []
+    for rel, digest in sorted(record["sources"].items()):
+        file = root / rel
+        if not file.is_file() or hashlib.sha256(file.read_bytes()).hexdigest() != digest:
+            changed.append(rel)
+    return changed
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem[:2])
+def test_committed_outputs_were_made_by_todays_code(path):
+    """Stale outputs fail: the rule is that every gan_edu file the run imported is byte-identical today.
+
+    A module the notebook would newly import can only come through a changed import in one of the
+    recorded files, so the recorded set is enough.
+    """
+    again = f"re-execute it: python tutorials/execute.py {path.stem[:2]}"
+    record = nbformat.read(path, as_version=4).metadata.get("gan_edu")
+    assert record, f"{path.name}: no record of the run that made its outputs; {again}"
+    assert record["settings"] == "full", f"{path.name}: outputs from a fast-mode run; {again}"
+    assert any(rel.startswith("gan_edu/") for rel in record["sources"]), f"{path.name}: the record names no gan_edu file; {again}"
+    changed = stale_sources(record)
+    assert not changed, (
+        f"{path.name}: its outputs were made (commit {str(record['commit'])[:10]}) by older code: {', '.join(changed)} "
+        f"changed since; {again}")
+
+
+def test_a_changed_module_makes_a_notebook_stale(tmp_path):
+    """The rule itself, on files of its own: unchanged is fresh; edited or removed is stale."""
+    (tmp_path / "gan_edu").mkdir()
+    for name in ("a.py", "b.py", "c.py"):
+        (tmp_path / "gan_edu" / name).write_text(f"# {name}\n")
+    record = {"sources": {f"gan_edu/{n}": hashlib.sha256(f"# {n}\n".encode()).hexdigest() for n in ("a.py", "b.py", "c.py")}}
+    assert stale_sources(record, tmp_path) == []
+    (tmp_path / "gan_edu" / "b.py").write_text("# b.py, edited\n")
+    (tmp_path / "gan_edu" / "c.py").unlink()
+    assert stale_sources(record, tmp_path) == ["gan_edu/b.py", "gan_edu/c.py"]
 
 
 def test_docs_index_names_every_tutorial_and_example_and_its_links_resolve():

@@ -222,6 +222,7 @@ def test_a_stopped_classifier_run_names_no_gan_command(tiny_shapes, tmp_path):
         gan.fit(tiny_shapes)
 
 
+@pytest.mark.slow  # a bank's member runs, twice
 def test_a_bank_records_its_trainer_class_and_resumes_its_members_with_it(tmp_path, registry):
     from gan_edu.data import load_dataset
     from gan_edu.training.bank import read_bank_manifest, resume_bank, train_bank

@@ -56,15 +56,19 @@ def refuse_existing(path: Path, overwrite: bool, flag: str) -> None:
 
 def run_export(args: argparse.Namespace) -> int:
     from ..export.exporter import export_generator
+    from ..quality import ClassifierJudge
 
+    variant = args.quantize or (args.precision if args.precision != "fp32" else None)
+    check(variant is not None or args.quality_run is None, "quality_run is for a variant: expected precision='fp16' or quantize='int8' with it")
     refuse_existing(args.output, args.overwrite, "-o")
     check_writable(args.output, "-o")
+    judge = ClassifierJudge(args.quality_run) if args.quality_run is not None else None  # the evaluation layer measures, export writes
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         path = export_generator(
             args.run_dir, args.output, opset=args.opset, dynamic_batch=not args.static_batch,
             output="uint8" if args.uint8 else "float", dynamo=args.dynamo, precision=args.precision,
-            quantize=args.quantize, quality_run=args.quality_run, allow_quality_loss=args.allow_quality_loss,
+            quantize=args.quantize, judge=judge, allow_quality_loss=args.allow_quality_loss,
         )
     for w in caught:
         if "quality bounds" in str(w.message):
@@ -72,9 +76,9 @@ def run_export(args: argparse.Namespace) -> int:
     size = path.stat().st_size
     print(f"exported {args.run_dir} -> {path} ({size / 1e6:.2f} MB, checked: onnx.checker and parity with PyTorch)")
     record = path.with_suffix(".quality.json")
-    if args.quantize or args.precision != "fp32":
+    if variant is not None:
         cost = json.loads(record.read_text())["cost"]
-        line = f"{args.quantize or args.precision} vs fp32 on {cost['images']} images: mean {cost['mean_level_diff']:.3f} levels, max {cost['max_level_diff']} levels"
+        line = f"{variant} vs fp32 on {cost['images']} images: mean {cost['mean_level_diff']:.3f} levels, max {cost['max_level_diff']} levels"
         if "gan_test" in cost:
             line += f"; GAN-test {cost['gan_test']['fp32']:.3f} -> {cost['gan_test']['variant']:.3f}; Fréchet {cost['frechet']['fp32']:.3f} -> {cost['frechet']['variant']:.3f}"
         print(f"{line} (in {record})")

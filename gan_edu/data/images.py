@@ -20,6 +20,7 @@ from typing import Any, Protocol, runtime_checkable
 import torch
 
 from ..errors import GanEduError, check
+from .workers import default_num_workers, worker_batches
 
 
 @runtime_checkable
@@ -182,8 +183,6 @@ class ImageFiles:
 
     def load(self, *, num_workers: int | None = None) -> ImageDataset:
         """Decode every image once into an :class:`ImageDataset` (workers decode in parallel)."""
-        from .loader import default_num_workers, worker_batches
-
         check(len(self) > 0, f"{self.name}: no images to load")
         images = torch.empty(len(self), *self.image_shape, dtype=torch.uint8)  # (N, C, size, size)
         at = 0

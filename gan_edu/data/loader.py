@@ -19,15 +19,15 @@ To make a loader, subclass :class:`Loader` and implement :meth:`Loader.iterate`.
 
 from __future__ import annotations
 
-import os
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from typing import Any
 
 import torch
 
 from ..errors import GanEduError, check
 from .images import ImageDataset, ImageFiles, ImageSet
+from .workers import default_num_workers, worker_batches
 
 Batch = tuple[torch.Tensor, torch.Tensor]  # images (B, C, H, W) float in [-1, 1], labels (B,)
 
@@ -35,15 +35,6 @@ Batch = tuple[torch.Tensor, torch.Tensor]  # images (B, C, H, W) float in [-1, 1
 def to_unit_range(images: torch.Tensor) -> torch.Tensor:
     """uint8 [0, 255] to float [-1, 1]: ``x / 127.5 - 1``."""
     return images.float().div_(127.5).sub_(1.0)
-
-
-def default_num_workers() -> int:
-    """Worker processes for decoding: one per CPU core this process may use, at most 8."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS, Windows
-        cores = os.cpu_count() or 1
-    return max(1, min(8, cores))
 
 
 class Loader(ABC):
@@ -202,30 +193,6 @@ class FileLoader(Loader):
             x = images.to(self.device, non_blocking=True)  # (B / world_size, C, H, W) uint8
             f = flips[at].to(self.device) if flips is not None else None
             yield self.finish(x, f), labels.to(self.device, non_blocking=True)
-
-
-def worker_batches(
-    files: ImageFiles, indices: Sequence[int], batch_size: int, *, num_workers: int, pin_memory: bool = False
-) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Decode ``files[indices]`` in that order, ``batch_size`` at a time, in ``num_workers`` processes.
-
-    Yields uint8 images ``(B, C, H, W)`` and int64 labels ``(B,)``. A bad file stops it with the
-    one-line error the worker raised (not the worker's traceback).
-    """
-    loader = torch.utils.data.DataLoader(
-        files,  # type: ignore[arg-type]
-        batch_size=batch_size,
-        sampler=indices,  # the order is fixed by the caller: deterministic, resumable
-        num_workers=num_workers,
-        pin_memory=pin_memory,
-        prefetch_factor=4 if num_workers else None,
-    )
-    try:
-        yield from loader
-    except GanEduError as e:
-        # The DataLoader re-raises a worker's error with its traceback in the message: keep the last line.
-        last = str(e).strip().splitlines()[-1]
-        raise GanEduError(last.split("GanEduError: ", 1)[-1]) from None
 
 
 def make_loader(dataset: ImageSet, batch_size: int, **options: Any) -> Loader:

@@ -4,8 +4,11 @@ Two halves, kept apart so that an app can sample without torch:
 
 * :mod:`gan_edu.export.exporter` (needs torch): :func:`export_generator` writes a checked
   ``.onnx`` graph with gan-edu metadata (or, for a per-class bank, one graph per class and a
-  manifest), batch norm folded (:mod:`~gan_edu.export.fold`); fp16 and int8 variants with
-  their quality cost come from :mod:`~gan_edu.export.variants`.
+  manifest), batch norm folded (:mod:`~gan_edu.export.fold`), each graph checked
+  (:mod:`~gan_edu.export.graph`); fp16 and int8 variants with their pixel cost come from
+  :mod:`~gan_edu.export.variants`. Export takes a model and writes graphs: it never imports the
+  training loop, a data set, a metric or the pipeline (a classifier's judgement of a variant is
+  :class:`gan_edu.quality.ClassifierJudge`, handed in).
 * the runtime (numpy and onnxruntime only), which lives in the light distribution
   ``gan-edu-runtime`` (``runtime/`` in this repository, import name :mod:`gan_edu_runtime`):
   :class:`OnnxGenerator` loads the file and samples images, with the session settings and

@@ -19,6 +19,7 @@ Needs numpy, onnxruntime and Pillow, never torch.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Sequence
@@ -38,7 +39,7 @@ from gan_edu_runtime.generator import OnnxGenerator
 from gan_edu_runtime.metadata import GeneratorInfo, strip_local_paths
 
 from ..errors import GanEduError, check
-from ..io import atomic_open, atomic_write_json
+from ..io import atomic_open, atomic_write_json, check_writable, remove_stale_temporaries
 
 #: Licence of the training data, for the data sets whose terms are known; others need ``--licence``.
 LICENCES = {
@@ -122,16 +123,15 @@ def reference_metrics(report: dict[str, Any]) -> dict[str, Any] | None:
             "per_class": [{"class": r["class"], "c": r["c"], "c_prime": r["c_prime"]} for r in ref["per_class"]]}
 
 
-def ship_model(source: Path, target: Path) -> None:
-    """Copy ``source`` to ``target`` atomically, without local paths in its ONNX metadata (:func:`strip_local_paths`)."""
+def shipped_bytes(source: Path) -> bytes:
+    """The bytes of ``source`` as shipped: without local paths in its ONNX metadata (:func:`strip_local_paths`)."""
     import onnx
 
     model = onnx.load(str(source))
     for prop in model.metadata_props:
         if prop.key in ("training_data", "training"):
             prop.value = json.dumps(strip_local_paths(json.loads(prop.value)), sort_keys=True)
-    with atomic_open(target, "wb") as f:
-        f.write(model.SerializeToString())
+    return model.SerializeToString()
 
 
 def make_card(
@@ -164,6 +164,7 @@ def make_card(
             different ``NAME.onnx`` already shipped (without ``overwrite``).
     """
     run, to = Path(run_dir), Path(to)
+    check_writable(to, "--to", folder=True)  # a file named like the folder: one line now, not "File exists" later
     check(bool(name) and all(c.isalnum() or c in "_-" for c in name), f"name={name!r}: expected letters, digits, '_' and '-' only (e.g. mnist_cdcgan)")
     check((run / "report.json").is_file(), f"{run}: no report.json; expected a folder written by gan-edu pipeline or gan-edu quickstart")
     source = run / "generator.onnx"
@@ -171,32 +172,43 @@ def make_card(
     check(bool(command.strip()), "command='': expected the command that made the run, recorded in the card")
     report = json.loads((run / "report.json").read_text())
     info = OnnxGenerator(source, providers=["CPUExecutionProvider"]).info
-    data = dict(info.training_data or {})
-    data_name = data.get("name")
+    data_name = (info.training_data or {}).get("name")
     licence = licence or LICENCES.get(str(data_name))
     check(licence is not None, f"training data {data_name!r}: its licence is not known to gan-edu; expected --licence TEXT")
+    assert licence is not None
 
-    target = to / f"{name}.onnx"
-    staged = to / f".{name}.staged.onnx"  # the shipped bytes: the run's model without local paths
-    to.mkdir(parents=True, exist_ok=True)
-    try:
-        ship_model(source, staged)
-        if target.exists() and sha256(target) != sha256(staged):
-            check(overwrite, f"{target}: a different model is shipped under this name; use --overwrite to replace it")
-        if not target.exists() or sha256(target) != sha256(staged):
-            os.replace(staged, target)
-    finally:
-        staged.unlink(missing_ok=True)
+    # 1. the model and its picture, 2. the card, checked against the model before it is written
+    target = ship(source, to, name, overwrite=overwrite)
     write_picture(OnnxGenerator(target, providers=["CPUExecutionProvider"], cache=False), to / f"{name}.png")
+    card = card_for(name, target, info, report, command=command, licence=licence, machine=machine)
+    path = to / f"{name}.json"
+    problems = card_problems(card, target)
+    if problems:  # a card is never written wrong: its own check must pass first
+        raise GanEduError(f"{path}: the card would disagree with {target.name}: {problems[0]}")
+    atomic_write_json(path, card)
+    return path
 
-    settings = strip_local_paths({k: v for k, v in (report.get("settings") or {}).items() if k != "progress"})
-    data = strip_local_paths(data)
-    hardware = report.get("hardware") or {}
-    where = hardware.get("cuda") or f"CPU ({hardware.get('cpu', 'unknown')}), {hardware.get('torch_threads', '?')} torch threads"
-    training = dict(info.training or {})
+
+def ship(source: Path, to: Path, name: str, *, overwrite: bool) -> Path:
+    """``TO/NAME.onnx``: the run's model without local paths; the same bytes already there are kept, different ones need ``overwrite``."""
+    target = to / f"{name}.onnx"
+    to.mkdir(parents=True, exist_ok=True)
+    shipped = shipped_bytes(source)  # the run's model without local paths
+    same = target.is_file() and sha256(target) == hashlib.sha256(shipped).hexdigest()
+    check(same or overwrite or not target.exists(), f"{target}: a different model is shipped under this name; use --overwrite to replace it")
+    for written in (target, to / f"{name}.png", to / f"{name}.json", to / f".{name}.staged.onnx"):  # the staged copy: older versions'
+        remove_stale_temporaries(written)  # left by a card killed mid-write (a live writer's are kept)
+    if not same:
+        with atomic_open(target, "wb") as f:
+            f.write(shipped)
+    return target
+
+
+def card_for(name: str, target: Path, info: GeneratorInfo, report: dict[str, Any], *, command: str, licence: str, machine: str) -> dict[str, Any]:
+    """The card of the shipped ``target``: what it is, its contract, its data, how it was trained, how good it is, how to run it."""
     k = info.num_classes
     c, h, w = info.image_shape
-    card = {
+    return {
         "format": CARD_FORMAT,
         "name": name,
         "file": target.name,
@@ -208,60 +220,78 @@ def make_card(
             f"{f'and a class label ({k} classes) ' if k else ''}to a {h}x{w} {'RGB' if c == 3 else 'grey'} image"
         ),
         "contract": graph_contract(target),
-        "training_data": {**data, "licence": licence},
-        "training": {
-            "model": training.get("model") or settings.get("model"),
-            "model_class": info.model_class,
-            "model_config": info.model_config,
-            "loss": training.get("loss"),
-            "steps": training.get("steps"),
-            "epochs": training.get("epochs"),
-            "batch_size": training.get("batch_size"),
-            "optimizer": f"Adam lr_g={training.get('lr_g')} lr_d={training.get('lr_d')}"
-                         + (f" betas=({training.get('beta1')}, {training.get('beta2')})" if training.get("beta1") is not None else ""),
-            "trainer": training.get("trainer_class") or settings.get("trainer", "GANTrainer"),
-            "seed": training.get("seed"),
-            "hardware": machine or where,
-            "wall_time_s": (report.get("timings") or {}).get("gan_s"),
-            "command": command,
-            "settings": settings,
-            "gan_edu_version": info.gan_edu_version,
-        },
-        "metrics": {
-            "c_accuracy": report.get("c_accuracy"),
-            "c_prime_accuracy": report.get("c_prime_accuracy"),
-            "gan_test_accuracy": report.get("gan_test_accuracy"),
-            "frechet_distance": report.get("frechet_distance"),
-            "eval_split": report.get("eval_split"),
-            "sizes": report.get("sizes"),
-            "precision": report.get("precision"),
-            "recall": report.get("recall"),
-            "per_class": [{key: r[key] for key in ("class", "c", "c_prime", "gan_test", "precision", "recall") if r.get(key) is not None}
-                          for r in report.get("per_class") or []],
-            "gan_test_confusions": largest_confusions(report),
-            "reference_recipe": reference_metrics(report),
-            "how": (
-                "c: a classifier trained on the real training images; c': the same recipe trained only on images sampled from this "
-                "file; both scored on the real evaluation split. GAN-test: c's accuracy on the sampled images (is each the class asked "
-                "for?). Frechet distance between c's features of real and sampled images (not Inception FID: compare within gan-edu only). "
-                "Precision / recall (Kynkaanniemi et al. 2019) in c's features: the share of sampled images inside the real images' "
-                "k-NN manifold, and of real images inside the sampled ones'. reference_recipe: c and c' again with reference project "
-                "000's classifier and a plain recipe, so that c' is not one recipe's artefact."
-            ),
-        },
+        "training_data": {**strip_local_paths(dict(info.training_data or {})), "licence": licence},
+        "training": training_section(info, report, command=command, machine=machine),
+        "metrics": metrics_section(report),
         "quality_note": quality_note(report.get("per_class") or [], largest_confusions(report)),
-        "how_to_run": {
-            "install": INSTALL,
-            "python": f"from gan_edu_runtime import OnnxGenerator; OnnxGenerator('exported/{target.name}').sample(16{', labels=[3] * 16' if k else ''}, seed=0)",
-            "sample": picture_command(name, info),
-            "gan-edu": picture_command(name, info, program="gan-edu sample"),
-            "browser": f"gan-edu serve-demo, then http://127.0.0.1:8000/?model={name}",
-            "node and other clients": "web/gan.js (an ES module) or docs/onnx.md: read this card's contract, feed z (and labels), turn the images into pixels",
-        },
+        "how_to_run": how_to_run(name, target, info),
     }
-    path = to / f"{name}.json"
-    problems = card_problems(card, target)
-    if problems:  # a card is never written wrong: its own check must pass first
-        raise GanEduError(f"{path}: the card would disagree with {target.name}: {problems[0]}")
-    atomic_write_json(path, card)
-    return path
+
+
+def training_section(info: GeneratorInfo, report: dict[str, Any], *, command: str, machine: str) -> dict[str, Any]:
+    """The card's ``training``: the model, loss, steps, optimizer and seed (from the graph's metadata), where and how it was run (the report)."""
+    settings = strip_local_paths({k: v for k, v in (report.get("settings") or {}).items() if k != "progress"})
+    hardware = report.get("hardware") or {}
+    where = hardware.get("cuda") or f"CPU ({hardware.get('cpu', 'unknown')}), {hardware.get('torch_threads', '?')} torch threads"
+    training = dict(info.training or {})
+    return {
+        "model": training.get("model") or settings.get("model"),
+        "model_class": info.model_class,
+        "model_config": info.model_config,
+        "loss": training.get("loss"),
+        "steps": training.get("steps"),
+        "epochs": training.get("epochs"),
+        "batch_size": training.get("batch_size"),
+        "optimizer": f"Adam lr_g={training.get('lr_g')} lr_d={training.get('lr_d')}"
+                     + (f" betas=({training.get('beta1')}, {training.get('beta2')})" if training.get("beta1") is not None else ""),
+        "trainer": training.get("trainer_class") or settings.get("trainer", "GANTrainer"),
+        "seed": training.get("seed"),
+        "hardware": machine or where,
+        "wall_time_s": (report.get("timings") or {}).get("gan_s"),
+        "command": command,
+        "settings": settings,
+        "gan_edu_version": info.gan_edu_version,
+    }
+
+
+#: What the card's metrics mean, in its own words.
+METRICS_HOW = (
+    "c: a classifier trained on the real training images; c': the same recipe trained only on images sampled from this "
+    "file; both scored on the real evaluation split. GAN-test: c's accuracy on the sampled images (is each the class asked "
+    "for?). Frechet distance between c's features of real and sampled images (not Inception FID: compare within gan-edu only). "
+    "Precision / recall (Kynkaanniemi et al. 2019) in c's features: the share of sampled images inside the real images' "
+    "k-NN manifold, and of real images inside the sampled ones'. reference_recipe: c and c' again with reference project "
+    "000's classifier and a plain recipe, so that c' is not one recipe's artefact."
+)
+
+
+def metrics_section(report: dict[str, Any]) -> dict[str, Any]:
+    """The card's ``metrics``: the report's c, c', GAN-test, Fréchet distance, precision and recall, overall and per class."""
+    return {
+        "c_accuracy": report.get("c_accuracy"),
+        "c_prime_accuracy": report.get("c_prime_accuracy"),
+        "gan_test_accuracy": report.get("gan_test_accuracy"),
+        "frechet_distance": report.get("frechet_distance"),
+        "eval_split": report.get("eval_split"),
+        "sizes": report.get("sizes"),
+        "precision": report.get("precision"),
+        "recall": report.get("recall"),
+        "per_class": [{key: r[key] for key in ("class", "c", "c_prime", "gan_test", "precision", "recall") if r.get(key) is not None}
+                      for r in report.get("per_class") or []],
+        "gan_test_confusions": largest_confusions(report),
+        "reference_recipe": reference_metrics(report),
+        "how": METRICS_HOW,
+    }
+
+
+def how_to_run(name: str, target: Path, info: GeneratorInfo) -> dict[str, str]:
+    """The card's ``how_to_run``: install, Python, the sample command, the browser and other clients."""
+    labels = ", labels=[3] * 16" if info.num_classes else ""
+    return {
+        "install": INSTALL,
+        "python": f"from gan_edu_runtime import OnnxGenerator; OnnxGenerator('exported/{target.name}').sample(16{labels}, seed=0)",
+        "sample": picture_command(name, info),
+        "gan-edu": picture_command(name, info, program="gan-edu sample"),
+        "browser": f"gan-edu serve-demo, then http://127.0.0.1:8000/?model={name}",
+        "node and other clients": "web/gan.js (an ES module) or docs/onnx.md: read this card's contract, feed z (and labels), turn the images into pixels",
+    }

@@ -10,26 +10,62 @@
   directly on the pixels. Four times smaller; for CPUs.
 
 Every variant is judged against the fp32 graph of the same export on the same noise
-(:func:`quality_cost`): the pixel difference always; with an experiment folder's test classifier
-c, the change in GAN-test accuracy and in the Fréchet distance of c's features to the real
-images. :func:`check_bounds` compares the cost with the stated bounds (:data:`BOUNDS`).
+(:func:`quality_cost`): the pixel difference always; given a judge (:class:`VariantJudge`, a plain
+object the caller hands in), also what the judge measures on both image sets. The evaluation
+layer's judge, :class:`gan_edu.quality.ClassifierJudge`, uses an experiment folder's test
+classifier c: the change in GAN-test accuracy and in the Fréchet distance of c's features to the
+real images. Export itself never loads a classifier, a data set or a metric. :func:`check_bounds`
+compares the cost with the stated bounds (:data:`BOUNDS`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from ..errors import check
+from .graph import ExportCheckFailed
 from .metadata import IMAGES_OUTPUT, LABELS_INPUT, Z_INPUT, GeneratorInfo
 
 VARIANTS = ("fp16", "int8")
+
+
+class VariantJudge(Protocol):
+    """What measures a variant beyond its pixels: called with both image sets, returns cost entries.
+
+    ``reference`` and ``candidate`` are uint8 ``(N, C, H, W)`` images of the fp32 graph and of the
+    variant on the same noise; ``labels`` their intended classes (None: unconditional). The
+    entries it returns join the cost; ``gan_test`` and ``frechet`` (each ``{"fp32", "variant",
+    "change"}``) are checked against :data:`BOUNDS`.
+    """
+
+    def __call__(self, reference: np.ndarray, candidate: np.ndarray, labels: np.ndarray | None) -> dict[str, Any]: ...
+
+
+@dataclasses.dataclass(frozen=True)
+class VariantRequest:
+    """Which smaller variant to write and how its cost is judged (checked when made)."""
+
+    precision: str = "fp32"  # "fp16": the half-precision variant (GPUs, the browser)
+    quantize: str | None = None  # "int8": the statically quantized variant (CPUs)
+    judge: VariantJudge | None = None  # also measure the variant with this (gan_edu.quality.ClassifierJudge)
+    allow_quality_loss: bool = False  # write a variant past its bounds, with a warning, instead of refusing
+
+    def __post_init__(self) -> None:
+        check(self.precision in ("fp32", "fp16"), f"precision={self.precision!r}: expected 'fp32' or 'fp16'")
+        check(self.quantize in (None, "int8"), f"quantize={self.quantize!r}: expected None or 'int8'")
+        check(self.precision == "fp32" or self.quantize is None, "precision='fp16' with quantize='int8': expected one variant at a time")
+        check(self.name is not None or self.judge is None, "judge is for a variant: expected precision='fp16' or quantize='int8' with it")
+
+    @property
+    def name(self) -> str | None:
+        """``"fp16"``, ``"int8"``, or None for the fp32 graph itself."""
+        return self.quantize or (self.precision if self.precision != "fp32" else None)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -141,14 +177,14 @@ def as_levels(images: np.ndarray, info: GeneratorInfo) -> np.ndarray:
     return float_to_uint8(images).transpose(0, 3, 1, 2)
 
 
-def quality_cost(reference: bytes, candidate: bytes, info: GeneratorInfo, *, n: int = 1000, seed: int = 0, quality_run: str | Path | None = None) -> dict[str, Any]:
+def quality_cost(reference: bytes, candidate: bytes, info: GeneratorInfo, *, n: int = 1000, seed: int = 0, judge: VariantJudge | None = None) -> dict[str, Any]:
     """How far ``candidate`` is from the fp32 graph ``reference`` on the same ``n`` noise vectors.
 
     Returns:
         ``max_abs_diff`` and ``mean_abs_diff`` (output units: [-1, 1] or levels), ``max_level_diff``
-        and ``mean_level_diff`` (uint8 levels), ``same_level_fraction``; with ``quality_run``
-        also ``gan_test`` and ``frechet`` (each ``{"fp32", "variant", "change"}``) from the
-        experiment's classifier c.
+        and ``mean_level_diff`` (uint8 levels), ``same_level_fraction``; with ``judge`` also
+        what it measures (:class:`gan_edu.quality.ClassifierJudge`: ``gan_test`` and ``frechet``,
+        each ``{"fp32", "variant", "change"}``, from an experiment's classifier c).
     """
     feed = noise_feed(info, n, np.random.default_rng(seed))
     a, b = run_graph(reference, feed), run_graph(candidate, feed)
@@ -160,61 +196,9 @@ def quality_cost(reference: bytes, candidate: bytes, info: GeneratorInfo, *, n: 
         "max_abs_diff": float(diff.max()), "mean_abs_diff": float(diff.mean()),
         "max_level_diff": int(levels.max()), "mean_level_diff": float(levels.mean()), "same_level_fraction": float((levels == 0).mean()),
     }
-    if quality_run is not None:
-        cost.update(classifier_cost(Path(quality_run), la, lb, feed.get(LABELS_INPUT)))
+    if judge is not None:
+        cost.update(judge(la, lb, feed.get(LABELS_INPUT)))
     return cost
-
-
-def classifier_cost(experiment: Path, reference: np.ndarray, candidate: np.ndarray, labels: np.ndarray | None) -> dict[str, Any]:
-    """GAN-test and Fréchet distance (features of the experiment's classifier c) of both image sets.
-
-    Args:
-        experiment: a ``gan-edu pipeline`` folder (``c/classifier`` and ``report.json``).
-        reference, candidate: uint8 ``(N, C, H, W)`` images of the fp32 graph and of the variant.
-        labels: their intended classes.
-    """
-    from .. import models  # noqa: F401  (registers the classifier classes from_pretrained may name)
-    from ..errors import GanEduError
-    from ..metrics import accuracy, frechet_distance
-    from ..models.base import GANModule
-    from ..training.classifier_trainer import predict
-
-    check(labels is not None, "a quality run needs a conditional generator (GAN-test asks c for each image's intended class)")
-    folder, report_path = experiment / "c" / "classifier", experiment / "report.json"
-    check(folder.is_dir() and report_path.is_file(), f"--quality-run {experiment}: expected a gan-edu pipeline folder (with c/classifier and report.json)")
-    c = GANModule.from_pretrained(folder)
-    check(tuple(c.config.image_shape) == reference.shape[1:], f"--quality-run {experiment}: its classifier takes images {tuple(c.config.image_shape)}, the generator makes {reference.shape[1:]}")
-    try:
-        real = experiment_real_images(json.loads(report_path.read_text())["settings"], len(reference))
-    except (KeyError, ValueError, OSError, GanEduError) as e:
-        raise GanEduError(f"--quality-run {experiment}: cannot load its real evaluation images ({e})") from None
-    real_features = predict(c, real, features=True).numpy()
-    result: dict[str, Any] = {"quality_run": str(experiment), "real_images": len(real)}
-    gan_test, frechet = {}, {}
-    for name, images in (("fp32", reference), ("variant", candidate)):
-        gan_test[name] = accuracy(predict(c, images).numpy(), labels)
-        frechet[name] = frechet_distance(real_features, predict(c, images, features=True).numpy())
-    result["gan_test"] = {**gan_test, "change": gan_test["variant"] - gan_test["fp32"]}
-    result["frechet"] = {**frechet, "change": frechet["variant"] - frechet["fp32"]}
-    return result
-
-
-def experiment_real_images(settings: dict[str, Any], n: int) -> np.ndarray:
-    """Up to ``n`` uint8 ``(N, C, H, W)`` images of the split an experiment evaluated on (its ``settings``)."""
-    from ..data.datasets import load_dataset
-
-    options: dict[str, Any] = {}
-    if settings["dataset"] == "shapes":
-        options = {k: settings[k2] for k, k2 in (("n", "num_images"), ("channels", "channels")) if settings.get(k2) is not None}
-    else:
-        options = {k: settings[k] for k in ("data_root", "download") if settings.get(k) is not None}
-    if settings.get("eval_split") == "validation":
-        from ..pipeline import split_off
-
-        _, evaluation = split_off(load_dataset(settings["dataset"], "train", **options), settings["validation_images"], seed=settings["seed"])
-    else:
-        evaluation = load_dataset(settings["dataset"], "test", **{k: v for k, v in options.items() if k != "n"})
-    return evaluation.images[:n].numpy()
 
 
 def check_bounds(variant: str, cost: dict[str, Any]) -> list[str]:
@@ -229,16 +213,14 @@ def check_bounds(variant: str, cost: dict[str, Any]) -> list[str]:
     return problems
 
 
-def checked_variant(data: bytes, variant: str, info: GeneratorInfo, *, quality_run: str | Path | None = None, allow_quality_loss: bool = False) -> tuple[bytes, dict[str, Any]]:
+def checked_variant(data: bytes, variant: str, info: GeneratorInfo, *, judge: VariantJudge | None = None, allow_quality_loss: bool = False) -> tuple[bytes, dict[str, Any]]:
     """The variant of the fp32 graph ``data`` and its quality record; refuse (or warn) past its bounds.
 
     Raises:
         ExportCheckFailed: the cost exceeds :data:`BOUNDS` and ``allow_quality_loss`` is False.
     """
-    from .exporter import ExportCheckFailed
-
     candidate = make_variant(data, variant, info)
-    cost = quality_cost(data, candidate, info, quality_run=quality_run)
+    cost = quality_cost(data, candidate, info, judge=judge)
     problems = check_bounds(variant, cost)
     if problems and not allow_quality_loss:
         raise ExportCheckFailed(f"the {variant} variant costs too much quality against fp32: {'; '.join(problems)} (allow_quality_loss / --allow-quality-loss writes it anyway)")

@@ -4,6 +4,9 @@ A generator maps noise ``z`` of shape ``(N, latent_dim)`` (and, when conditional
 shape ``(N,)``) to images of shape ``(N, C, H, W)`` in ``[-1, 1]``. A discriminator maps images
 (and labels) to raw logits of shape ``(N,)``: never a sigmoid, the losses work on logits.
 
+The size bounds and the memory check are :mod:`gan_edu.models.sizes`, spectral normalisation
+:mod:`gan_edu.models.spectral`, checked weight loading :mod:`gan_edu.models.loading`.
+
 Both are built from a frozen config dataclass (:class:`GANConfig` or a subclass) and can be saved
 and rebuilt with :meth:`save_pretrained` / :meth:`from_pretrained`: a folder holding
 ``config.json`` (the model's class name and its config) and ``model.safetensors`` (the weights).
@@ -20,8 +23,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
-import math
-import os
 from abc import ABC, abstractmethod
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -29,23 +30,27 @@ from typing import Any, ClassVar
 
 import torch
 from torch import nn
-from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import is_in_torch_dispatch_mode
 
+from ..domains import strict_from_dict
 from ..errors import GanEduError, check
 from ..io import atomic_open, atomic_write_json, canonical_safetensors
 from ..registry import Registry
+from .loading import load_state_dict_checked
+from .sizes import (  # noqa: F401  (their old home, kept for importers)
+    MAX_CLASSES,
+    MAX_LATENT_DIM,
+    MAX_SIDE,
+    MAX_WIDTH,
+    check_fits_in_memory,
+    check_positive_ints,
+    check_square_side,
+    doublings,
+)
+from .spectral import SPECTRAL_LAYERS, apply_spectral_norm  # noqa: F401  (their old home, kept for importers)
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
-
-#: Sane upper bounds of a model's sizes, checked before anything is built: a config.json from a
-#: stranger (or a typo) must not make the constructor try to allocate terabytes. Far above any
-#: DCGAN in the literature; a model that passes them is still checked against the machine's memory.
-MAX_SIDE = 4096  # image height and width (CelebA-HQ and FFHQ stop at 1024)
-MAX_LATENT_DIM = 65_536  # size of z (DCGAN: 100; StyleGAN: 512)
-MAX_CLASSES = 100_000  # classes of a conditional model (ImageNet-21k has 21,841)
-MAX_WIDTH = 16_384  # a width option (g_channels, d_channels, embed_dim...); DCGAN uses 64
 
 def _import_installed_models() -> None:
     """Import the models installed packages declare (group gan_edu.models): defining a class registers it."""
@@ -100,10 +105,7 @@ class GANConfig:
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> GANConfig:
         """Rebuild a config; unknown keys are an error, not silently dropped."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - names)
-        check(not unknown, f"config keys {unknown}: not options of {cls.__name__} ({sorted(names)})")
-        return cls(**values)
+        return strict_from_dict(cls, values, list_options=True)
 
 
 def refuse_labels_out_of_range(module: GANModule, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
@@ -246,81 +248,6 @@ class GANModule(nn.Module):
         return model.to(map_location)
 
 
-def physical_memory_bytes() -> int | None:
-    """This machine's physical memory in bytes, or None where the OS does not say."""
-    try:
-        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
-    except (AttributeError, ValueError, OSError):
-        return None
-
-
-def check_fits_in_memory(klass: type[GANModule], config: GANConfig) -> None:
-    """Raise a one-line GanEduError when ``klass(config)``'s weights would not fit in this machine's memory.
-
-    The model is built on the ``meta`` device (shapes only, no memory, no weights drawn) and its
-    parameters and buffers are counted at their dtype's size. Training needs about four times that
-    (weights, gradients, Adam's two moments), so this only stops what could never work.
-    """
-    total = physical_memory_bytes()
-    if total is None:
-        return
-    try:
-        with torch.device("meta"), _SkipInPlaceOnMeta():
-            model = klass(config)
-    except GanEduError:
-        raise
-    except Exception:  # a constructor that cannot run on meta (reads a value, say): no estimate, no refusal
-        return
-    size = sum(t.numel() * t.element_size() for t in (*model.parameters(), *model.buffers()))
-    if size > total:
-        options = ", ".join(f"{k}={v!r}" for k, v in config.to_dict().items() if k != "member_config")
-        raise GanEduError(
-            f"{klass.__name__} with {options}: {_bytes(size)} of weights, more than this machine's "
-            f"{_bytes(total)} of memory; expected a smaller model (narrower widths, a smaller image size or latent_dim)"
-        )
-
-
-def _bytes(n: int) -> str:
-    """``25.6 TB``: a size in the largest unit that keeps it at least 1."""
-    for unit, scale in (("EB", 1e18), ("PB", 1e15), ("TB", 1e12), ("GB", 1e9), ("MB", 1e6)):
-        if n >= scale:
-            return f"{n / scale:.1f} {unit}"
-    return f"{n} bytes"
-
-
-class _SkipInPlaceOnMeta(TorchFunctionMode):
-    """Makes in-place ops on meta tensors (``normal_``, ``uniform_``, ``zero_``: weight
-    initialisation) return at once: on meta they do nothing, but their first call loads torch's
-    Python decompositions, which takes seconds."""
-
-    def __torch_function__(self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None) -> Any:
-        kwargs = kwargs or {}
-        name = getattr(func, "__name__", "")
-        first = next((a for a in (*args, *kwargs.values()) if isinstance(a, torch.Tensor)), None)
-        if name.endswith("_") and not name.endswith("__") and first is not None and first.is_meta:
-            return first
-        return func(*args, **kwargs)
-
-
-def load_state_dict_checked(module: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
-    """``module.load_state_dict(state)`` that fails with one line when the weights do not fit."""
-    own = module.state_dict()
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    mismatched = [k for k in own if k in state and own[k].shape != state[k].shape]
-    if missing or unexpected or mismatched:
-        parts = []
-        if missing:
-            parts.append(f"missing {missing[:3]}")
-        if unexpected:
-            parts.append(f"unexpected {unexpected[:3]}")
-        if mismatched:
-            k = mismatched[0]
-            parts.append(f"{k} has shape {tuple(state[k].shape)}, expected {tuple(own[k].shape)}")
-        raise GanEduError(f"{source}: weights of another model for {type(module).__name__} ({'; '.join(parts)})")
-    module.load_state_dict(state)
-
-
 class Generator(GANModule, ABC):
     """Maps noise (and labels) to images.
 
@@ -418,80 +345,3 @@ class Discriminator(GANModule, ABC):
         """``(N, C, H, W)`` images (and ``(N,)`` labels) to ``(N,)`` logits."""
 
 
-SPECTRAL_LAYERS = (nn.Conv2d, nn.ConvTranspose2d, nn.Linear, nn.Embedding)
-
-
-def apply_spectral_norm(module: nn.Module) -> nn.Module:
-    """Spectrally normalise every convolution, linear layer and embedding of ``module``, in place.
-
-    Miyato et al., "Spectral Normalization for Generative Adversarial Networks", ICLR 2018: each
-    weight ``W`` is used as ``W / sigma(W)``, its largest singular value estimated by one power
-    iteration per training forward, so every layer is 1-Lipschitz and D cannot grow arbitrarily
-    sharp. Uses :func:`torch.nn.utils.parametrizations.spectral_norm`; layers already normalised
-    are left alone.
-
-    >>> d = apply_spectral_norm(nn.Sequential(nn.Conv2d(3, 8, 3), nn.Linear(8, 1)))
-    >>> sorted(n for n, _ in d.named_parameters())
-    ['0.bias', '0.parametrizations.weight.original', '1.bias', '1.parametrizations.weight.original']
-    """
-    from torch.nn.utils import parametrize
-    from torch.nn.utils.parametrizations import spectral_norm
-
-    for layer in list(module.modules()):
-        if isinstance(layer, SPECTRAL_LAYERS) and not parametrize.is_parametrized(layer, "weight"):
-            dim = 1 if isinstance(layer, nn.ConvTranspose2d) else 0  # the output-channel axis
-            spectral_norm(layer, dim=dim)
-    return module
-
-
-def doublings(size: int, bases: tuple[int, ...] = (4, 7)) -> tuple[int, int]:
-    """Split an image side into ``base * 2**k`` for the stride-2 stacks of DCGAN-style models.
-
-    Returns:
-        ``(base, k)`` with ``k >= 1``.
-
-    >>> doublings(64), doublings(32), doublings(28)
-    ((4, 4), (4, 3), (7, 2))
-    """
-    for base in bases:
-        k = math.log2(size / base) if size >= base else -1
-        if k >= 1 and k == int(k):
-            return base, int(k)
-    examples = sorted({b * 2**k for b in bases for k in (1, 2, 3, 4)})
-    raise GanEduError(
-        f"image size {size}: this model cannot make it; expected a side of the form {' or '.join(f'{b}*2^k' for b in bases)} "
-        f"with k >= 1 (e.g. {', '.join(map(str, examples))})"
-    )
-
-
-def check_positive_ints(config: Any, *names: str) -> None:
-    """Raise unless each named field of ``config`` is a positive int of at most :data:`MAX_WIDTH` (for width options)."""
-    for name in names:
-        value = getattr(config, name)
-        check(
-            isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_WIDTH,
-            f"{name}={value!r}: expected a positive int of at most {MAX_WIDTH}",
-        )
-
-
-def check_square_side(config: GANConfig, model: str, sides: tuple[int, ...] | None = None, *, multiple: int = 1, minimum: int = 1) -> int:
-    """The side of ``config``'s square images, checked against what a model can make.
-
-    Args:
-        config: the model's config.
-        model: the model's name, for the message.
-        sides: the only sides the model makes (None: any side that is a multiple of ``multiple``).
-        multiple: the side must be divisible by this (one stride-2 layer per factor of 2).
-        minimum: the smallest side.
-    """
-    _, h, w = config.image_shape
-    check(h == w, f"image_shape={config.image_shape}: {model} expects square images (H == W)")
-    if sides is not None:
-        check(h in sides, f"image size {h}: {model} makes sides {', '.join(map(str, sorted(sides)))}")
-    else:
-        examples = [s for s in (28, 32, 64) if s % multiple == 0 and s >= minimum]
-        check(
-            h % multiple == 0 and h >= minimum,
-            f"image size {h}: {model} makes sides that are multiples of {multiple}, at least {minimum} (e.g. {', '.join(map(str, examples))})",
-        )
-    return h

@@ -26,9 +26,11 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 import torch
 from torch import nn
 
+from ..data.loader import to_unit_range
 from ..errors import check
 from .base import GANConfig, GANModule
 
@@ -167,3 +169,33 @@ def build_classifier(name: str, *, image_shape: tuple[int, int, int], num_classe
     """
     check(name in CLASSIFIERS, f"classifier {name!r}: expected one of {', '.join(CLASSIFIERS)}")
     return CLASSIFIERS[name](ClassifierConfig(image_shape=image_shape, num_classes=num_classes, width=width))
+
+
+@torch.no_grad()
+def predict(
+    classifier: Classifier, images: torch.Tensor | np.ndarray, *, batch_size: int = 512, device: torch.device | str | None = None,
+    features: bool = False, tta_flip: bool = False,
+) -> torch.Tensor:
+    """Class predictions ``(N,)`` (or penultimate features ``(N, F)``) for uint8 ``(N, C, H, W)`` images.
+
+    Runs in eval mode, in batches, and restores the classifier's mode. ``tta_flip``: predict from
+    the sum of the logits of each image and its mirror image (test-time augmentation; not for
+    features, and only for data where a mirror image keeps its class).
+    """
+    images = torch.as_tensor(images)
+    check(images.dtype == torch.uint8 and images.ndim == 4, f"images of dtype {images.dtype}, shape {tuple(images.shape)}: expected uint8 (N, C, H, W)")
+    device = torch.device(device) if device is not None else classifier.device
+    was_training = classifier.training
+    classifier.eval()
+    out = []
+    try:
+        for start in range(0, len(images), batch_size):
+            x = to_unit_range(images[start : start + batch_size].to(device))
+            if features:
+                out.append(classifier.features(x).cpu())
+            else:
+                logits = classifier(x) + classifier(x.flip(3)) if tta_flip else classifier(x)  # (B, K)
+                out.append(logits.argmax(1).cpu())
+    finally:
+        classifier.train(was_training)
+    return torch.cat(out) if out else torch.empty(0, dtype=torch.int64)

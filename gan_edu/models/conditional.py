@@ -34,8 +34,10 @@ import torch
 from torch import nn
 
 from ..errors import check
-from .base import Discriminator, Generator, apply_spectral_norm, doublings
+from .base import Discriminator, Generator
 from .dcgan import DCGANConfig, class_logits, dcgan_init
+from .sizes import doublings
+from .spectral import apply_spectral_norm
 
 
 class ConditionalBatchNorm2d(nn.Module):

@@ -50,7 +50,8 @@ import torch
 from torch import nn
 
 from ..errors import check
-from .base import Discriminator, GANConfig, Generator, check_positive_ints, doublings
+from .base import Discriminator, GANConfig, Generator
+from .sizes import check_positive_ints, doublings
 
 
 @dataclasses.dataclass(frozen=True)

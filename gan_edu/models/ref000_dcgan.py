@@ -41,8 +41,9 @@ import dataclasses
 import torch
 from torch import nn
 
-from .base import Discriminator, GANConfig, Generator, check_positive_ints, check_square_side
+from .base import Discriminator, GANConfig, Generator
 from .dcgan import dcgan_init
+from .sizes import check_positive_ints, check_square_side
 
 NAME = "ref000-dcgan"
 

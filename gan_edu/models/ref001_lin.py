@@ -38,9 +38,10 @@ import dataclasses
 import torch
 from torch import nn
 
-from .base import Discriminator, GANConfig, Generator, check_positive_ints, check_square_side
+from .base import Discriminator, GANConfig, Generator
 from .dcgan import dcgan_init
 from .ref000_dcgan import conv_out
+from .sizes import check_positive_ints, check_square_side
 
 NAME = "ref001-lin"
 

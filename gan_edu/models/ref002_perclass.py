@@ -46,7 +46,8 @@ import torch
 from torch import nn
 
 from ..errors import check
-from .base import Discriminator, GANConfig, Generator, check_positive_ints, check_square_side
+from .base import Discriminator, GANConfig, Generator
+from .sizes import check_positive_ints, check_square_side
 
 NAME = "ref002-perclass"
 

@@ -48,8 +48,9 @@ import torch
 from torch import nn
 
 from ..errors import check
-from .base import Discriminator, GANConfig, Generator, check_positive_ints, check_square_side
+from .base import Discriminator, GANConfig, Generator
 from .ref002_perclass import keras_init
+from .sizes import check_positive_ints, check_square_side
 
 NAME = "ref003-keras"
 

@@ -24,10 +24,11 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from ..errors import GanEduError, check
+from ..errors import DiskFull, GanEduError, check
 from ..io import atomic_write, remove_stale_temporaries
 from ..models.base import load_state_dict_checked
-from . import devices
+from ..outputs import RUN_FILES, remove_written
+from . import devices, run_files
 from .meter import Meter
 
 if TYPE_CHECKING:
@@ -171,3 +172,53 @@ def load_trainer_state(trainer: Trainer, state: dict[str, Any], source: str = "c
     trainer._epoch_meter.load_state_dict(state.get("epoch_meter", {}))
     if trainer.scaler.is_enabled() and state.get("scaler"):
         trainer.scaler.load_state_dict(state["scaler"])
+
+
+def resume_trainer(trainer: Trainer, path: Path | None) -> None:
+    """Load the checkpoint at ``path`` into ``trainer``, and its run folder's history up to it."""
+    check(path is not None, "resume: no checkpoint path and no out_dir")
+    assert path is not None
+    trainer.load_state_dict(load_checkpoint(path, map_location=trainer.device), str(path))
+    if path == trainer.checkpoint_path:
+        trainer.checkpointed_step = trainer.step
+    if trainer.out_dir is not None:
+        # The run stopped somewhere after this checkpoint (a kill -9, a crash): what it logged
+        # since is redone from here, so it is dropped from the history.
+        try:
+            trainer.history = run_files.history_up_to(trainer.out_dir, trainer.step, trainer.epoch, rewrite=trainer.writes_files)
+        except DiskFull as e:
+            raise disk_full_error(trainer, e) from None
+        if trainer.writes_files:
+            remove_stale_temporaries(trainer.out_dir, recursive=True)  # half-written files of the stopped process
+
+
+def disk_full_error(trainer: Trainer, error: DiskFull) -> DiskFull:
+    """``error`` with what became of the run: its last checkpoint is safe, or, for a new run with
+    none yet, what it wrote was removed (only gan-edu's files, and the folders made for it once empty)."""
+    if trainer.checkpointed_step is not None and trainer.checkpoint_path is not None:
+        hint = trainer.resume_command()
+        then = f", then {hint}" if hint else ""
+        return DiskFull(f"{error}; the last checkpoint {trainer.checkpoint_path} (step {trainer.checkpointed_step}) is safe: free some space{then}")
+    if trainer.new_folders is not None and trainer.writes_files:
+        assert trainer.out_dir is not None
+        remove_written(trainer.out_dir, RUN_FILES, trainer.new_folders)
+        return DiskFull(f"{error}; no checkpoint had been written, so the new run's files in {trainer.out_dir} were removed: free some space and start again")
+    return error
+
+
+def save_trainer(trainer: Trainer, path: Path | None) -> Path | None:
+    """Write ``trainer``'s checkpoint to ``path`` after checking that every weight is finite.
+
+    Several processes: every rank calls it (the epoch's metrics are averaged over ranks first);
+    rank 0 writes. Returns the path, or None where nothing was written.
+    """
+    if path is None:
+        return None
+    trainer.check_finite_weights()
+    trainer._epoch_meter.average_over_ranks(trainer.world)  # so every rank resumes with the same sums
+    if not trainer.world.is_main:
+        return None
+    save_checkpoint(path, trainer.state_dict())
+    if path == trainer.checkpoint_path:
+        trainer.checkpointed_step = trainer.step
+    return path

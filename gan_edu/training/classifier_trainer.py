@@ -13,14 +13,13 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, ClassVar
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
 from ..augment import random_crop
-from ..data.loader import Batch, to_unit_range
+from ..data.loader import Batch
 from ..errors import check
-from ..models.classifier import Classifier
+from ..models.classifier import Classifier, predict  # noqa: F401  (predict: its old home, kept for importers)
 from .callbacks import Callback
 from .trainer import Trainer, TrainerConfig
 
@@ -172,34 +171,3 @@ class ClassifierTrainer(Trainer):
         loss = F.cross_entropy(logits, labels, label_smoothing=self.config.label_smoothing)
         self.optimize(loss, self.opt)
         return {"loss": loss.detach(), "accuracy": (logits.detach().argmax(1) == labels).float().mean()}
-
-
-@torch.no_grad()
-def predict(
-    classifier: Classifier, images: torch.Tensor | np.ndarray, *, batch_size: int = 512, device: torch.device | str | None = None,
-    features: bool = False, tta_flip: bool = False,
-) -> torch.Tensor:
-    """Class predictions ``(N,)`` (or penultimate features ``(N, F)``) for uint8 ``(N, C, H, W)`` images.
-
-    Runs in eval mode, in batches, and restores the classifier's mode. ``tta_flip``: predict from
-    the sum of the logits of each image and its mirror image (test-time augmentation; not for
-    features, and only for data where a mirror image keeps its class).
-    """
-    images = torch.as_tensor(images)
-    check(images.dtype == torch.uint8 and images.ndim == 4, f"images of dtype {images.dtype}, shape {tuple(images.shape)}: expected uint8 (N, C, H, W)")
-    device = torch.device(device) if device is not None else classifier.device
-    was_training = classifier.training
-    classifier.eval()
-    out = []
-    try:
-        for start in range(0, len(images), batch_size):
-            x = to_unit_range(images[start : start + batch_size].to(device))
-            if features:
-                out.append(classifier.features(x).cpu())
-            else:
-                logits = classifier(x) + classifier(x.flip(3)) if tta_flip else classifier(x)  # (B, K)
-                out.append(logits.argmax(1).cpu())
-    finally:
-        classifier.train(was_training)
-    return torch.cat(out) if out else torch.empty(0, dtype=torch.int64)
-

@@ -53,6 +53,7 @@ from ..errors import check
 from ..losses import GANLoss, NonSaturatingLoss
 from ..models.base import Discriminator, Generator
 from .callbacks import Callback
+from .commands import command_for
 from .config import GANTrainerConfig
 from .distributed import JointForward, RefusedOnEveryRank
 from .ema import EMA
@@ -158,8 +159,6 @@ class GANTrainer(Trainer):
         }
 
     def resume_command(self) -> str:
-        from .registry import command_for  # the registry holds this class: imported when asked
-
         run = self.out_dir or "RUN_DIR"
         command = command_for(type(self))
         if command is None:  # a class of a notebook: only this session knows it

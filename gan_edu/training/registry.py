@@ -34,15 +34,11 @@ How the ``gan-edu`` command sees your class (docs/training.md has both in full):
 
 from __future__ import annotations
 
-import sys
-from importlib.metadata import entry_points
-from pathlib import Path
-
 from ..errors import check
 from ..registry import Registry
+from .commands import ENTRY_POINT_GROUP, command_for  # noqa: F401  (command_for's old home)
 from .gan_trainer import GANTrainer
 
-ENTRY_POINT_GROUP = "gan_edu.trainers"
 HOW_TO_REGISTER = (
     "register it with gan_edu.training.register_trainer({name}) in your script and run the command through it "
     f"(python your_script.py train ...), or declare it as an entry point of group {ENTRY_POINT_GROUP} (docs/training.md)"
@@ -84,21 +80,3 @@ def get_trainer_class(trainer: type[GANTrainer] | str, *, where: str = "") -> ty
         check(TRAINERS.get(name) is trainer, f"trainer class {name!r} is not registered, so its runs could not be resumed; " + HOW_TO_REGISTER.format(name=name))
         return trainer
     return TRAINERS.lookup(trainer, where=f"{where}: trained by" if where else "")
-
-
-def command_for(cls: type[GANTrainer]) -> str | None:
-    """The command line that knows trainer class ``cls``, for the resume hint of a stopped run.
-
-    ``gan-edu`` for gan-edu's classes and those an installed package declares; for a class defined
-    in the script being run, that script (``python my_trainers.py``: it hands over to
-    :func:`gan_edu.cli.main`); for one in an importable module of yours,
-    ``python -m gan_edu --import MODULE``; None in a notebook or an interactive session, where no
-    command defines the class.
-    """
-    module = cls.__module__
-    if module.split(".")[0] == "gan_edu" or any(ep.name == cls.__name__ for ep in entry_points(group=ENTRY_POINT_GROUP)):
-        return "gan-edu"
-    if module == "__main__":
-        script = sys.argv[0] if sys.argv else ""
-        return f"python {script}" if script.endswith(".py") and Path(script).is_file() else None
-    return f"python -m gan_edu --import {module}"

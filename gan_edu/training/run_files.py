@@ -1,7 +1,8 @@
 """The files of a run folder that the loop writes and resume reads: names, config, history.
 
 ``history.jsonl`` holds one JSON record per line, appended at every log; a crash can tear only
-the last line, which :func:`read_history` skips. On resume the records logged after the
+the last line, which :func:`read_history` skips. The names and the reader live in
+:mod:`gan_edu.outputs`, with the folders' file lists (export reads them too). On resume the records logged after the
 checkpoint (by a run killed later) are dropped: the resumed run logs them again.
 """
 
@@ -11,11 +12,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ..io import atomic_open, atomic_write_json
+from ..io import DISK_FULL, atomic_open, atomic_write_json, disk_full
+from ..outputs import CHECKPOINT_NAME, CONFIG_NAME, HISTORY_NAME, read_history
 
-CHECKPOINT_NAME = "checkpoints/last.pt"
-HISTORY_NAME = "history.jsonl"
-CONFIG_NAME = "config.json"
+__all__ = ["CHECKPOINT_NAME", "CONFIG_NAME", "HISTORY_NAME", "append_history", "history_up_to", "read_history", "write_run_config"]
 
 
 def write_run_config(run_dir: Path, config: dict[str, Any]) -> None:
@@ -26,19 +26,12 @@ def write_run_config(run_dir: Path, config: dict[str, Any]) -> None:
 
 def append_history(run_dir: Path, record: dict[str, Any]) -> None:
     """Add one record to the run's ``history.jsonl``."""
-    with open(run_dir / HISTORY_NAME, "a") as f:
-        f.write(json.dumps(record) + "\n")
-
-
-def read_history(path: str | Path) -> list[dict[str, Any]]:
-    """The records of a ``history.jsonl`` file; a torn last line (a crash mid-write) is skipped."""
-    records = []
-    for line in Path(path).read_text().splitlines():
-        try:
-            records.append(json.loads(line))
-        except ValueError:
-            continue
-    return records
+    path = run_dir / HISTORY_NAME
+    try:
+        with open(path, "a") as f:
+            f.write(json.dumps(record) + "\n")
+    except OSError as e:  # a torn last line is skipped when read
+        raise disk_full(path, e, "the record was not added (a torn last line is skipped when read)") if e.errno in DISK_FULL else e from None
 
 
 def history_up_to(run_dir: Path, step: int, epoch: int, *, rewrite: bool) -> list[dict[str, Any]]:

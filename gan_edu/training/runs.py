@@ -15,12 +15,12 @@ from typing import Any
 import torch
 
 from ..data.datasets import ImageSet, load_dataset
-from ..errors import GanEduError, check
-from ..io import check_writable
+from ..errors import DiskFull, GanEduError, check
+from ..io import DISK_FULL, check_writable
 from ..losses import GANLoss, get_loss
 from ..models import build_gan
 from ..models.base import MODULE_CLASSES
-from ..outputs import RUN_FILES, replace_folder
+from ..outputs import RUN_FILES, remove_written, replace_folder
 from .distributed import World
 from .gan_trainer import GANTrainer, GANTrainerConfig
 from .registry import get_trainer_class
@@ -55,8 +55,24 @@ def prepare_out_dir(out_dir: str | Path, *, overwrite: bool = False, dry_run: bo
                 raise GanEduError(f"--out {out}: a run already exists there; use --resume {out} to continue it or --overwrite to replace it")
             replace_folder(out, RUN_FILES, "run", dry_run=dry_run)  # refuses when a file there is not gan-edu's
     if not dry_run:
-        out.mkdir(parents=True, exist_ok=True)
+        made = new_folders(out)
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            if e.errno not in DISK_FULL:
+                raise
+            remove_written(out, RUN_FILES, made)
+            raise DiskFull(f"--out {out}: no space left on device to make the folder; expected free space in {(made[0] if made else out).parent}") from None
     return out
+
+
+def new_folders(path: Path) -> tuple[Path, ...]:
+    """The folders that making ``path`` (with its parents) would create, outermost first."""
+    missing = []
+    while not path.exists() and path != path.parent:
+        missing.append(path)
+        path = path.parent
+    return tuple(reversed(missing))
 
 
 def new_gan_run(
@@ -93,6 +109,7 @@ def new_gan_run(
     g, d = build_gan(model, image_shape=dataset.image_shape, num_classes=dataset.num_classes, **model_config)
     trainer = cls(g, d, loss, config, out_dir=out_dir, meta={"model": model})
     if out_dir is not None and World.from_env().is_main:  # under torchrun, rank 0 owns the folder
+        trainer.new_folders = new_folders(Path(out_dir))  # a run that fails on a full disk before its first checkpoint removes them
         prepare_out_dir(out_dir, overwrite=overwrite)  # only now may an old run (with overwrite) go
     return trainer
 

@@ -19,11 +19,12 @@ process logged after its last checkpoint, just as ``history.jsonl`` is trimmed.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 
-from ..errors import GanEduError
+from ..errors import GanEduError, check
 from .callbacks import Callback
 
 if TYPE_CHECKING:
@@ -40,6 +41,17 @@ def check_tensorboard() -> None:
         from torch.utils.tensorboard import SummaryWriter  # noqa: F401
     except ImportError:
         raise GanEduError(f"tensorboard=True: the tensorboard package is not installed; expected it installed ({INSTALL}) or no --tensorboard") from None
+
+
+def check_log_dir(run_dir: Path) -> None:
+    """Raise a one-line GanEduError unless ``RUN_DIR/tensorboard`` can be TensorBoard's folder."""
+    log_dir = run_dir / LOG_DIR
+    if log_dir.exists() or log_dir.is_symlink():
+        check(
+            log_dir.is_dir(),
+            f"tensorboard=True: {log_dir} exists and is not a folder; expected a folder for TensorBoard's event files there "
+            "(move that file away, or train without --tensorboard)",
+        )
 
 
 class TensorBoardLogger(Callback):

@@ -29,11 +29,16 @@ from torch import nn
 from .. import __version__
 from ..data.images import ImageSet
 from ..data.loader import Batch, Loader
-from ..errors import GanEduError, check
-from ..io import remove_stale_temporaries
+from ..errors import DiskFull, GanEduError, check
 from . import capture, distributed, run_files
 from .callbacks import Callback
-from .checkpoint import load_checkpoint, load_trainer_state, save_checkpoint, trainer_state
+from .checkpoint import (
+    disk_full_error,
+    load_trainer_state,
+    resume_trainer,
+    save_trainer,
+    trainer_state,
+)
 from .config import TrainerConfig
 from .devices import SpeedSwitches, resolve_device
 from .meter import Meter, progress_bar
@@ -84,6 +89,15 @@ class Trainer(ABC):
         self.history: list[dict[str, Any]] = []
         self._epoch_meter = Meter()
         self.signals = StopSignals(second_stops_now=not self.world.active)
+        #: A new run's folders made for it (outermost first), set by whoever started the run; None when
+        #: ``out_dir`` held a run before (a resume). A new run that fails on a full disk before its first
+        #: checkpoint removes its own files there, and these folders once empty.
+        self.new_folders: tuple[Path, ...] | None = None
+        self.checkpointed_step: int | None = None  # the step of the checkpoint on disk, once one is written or loaded
+        if config.tensorboard and self.out_dir is not None:
+            from .tensorboard import check_log_dir
+
+            check_log_dir(self.out_dir)
 
     @property
     def config(self) -> TrainerConfig:
@@ -193,16 +207,21 @@ class Trainer(ABC):
         Raises:
             TrainingInterrupted: after Ctrl-C / SIGTERM, once the checkpoint is written.
             TrainingDiverged: a loss or weight became NaN / inf; nothing newer is saved.
+            DiskFull: a file could not be written; the message names it and the last checkpoint,
+                which is intact (a new run that had none is removed: see :attr:`new_folders`).
         """
-        loader, bar = self._start_fit(data)
-        window = Meter()  # metrics since the last log; self._epoch_meter: since the epoch began
-        with self.signals:
-            while self.epoch < self.config.epochs and not self._done():
-                if not self._train_epoch(loader, window, bar):
-                    break  # stopped inside an epoch: a signal, max_steps or max_seconds
-            self._log(window, kind="step", bar=bar)
-            if self.batch_in_epoch:  # stopped inside an epoch; epoch ends already saved theirs
-                self.save_checkpoint()
+        try:
+            loader, bar = self._start_fit(data)
+            window = Meter()  # metrics since the last log; self._epoch_meter: since the epoch began
+            with self.signals:
+                while self.epoch < self.config.epochs and not self._done():
+                    if not self._train_epoch(loader, window, bar):
+                        break  # stopped inside an epoch: a signal, max_steps or max_seconds
+                self._log(window, kind="step", bar=bar)
+                if self.batch_in_epoch:  # stopped inside an epoch; epoch ends already saved theirs
+                    self.save_checkpoint()
+        except DiskFull as e:
+            raise self._disk_full(e) from None
         if bar is not None:
             bar.close()
         self.elapsed = time.perf_counter() - self._fit_start
@@ -294,6 +313,10 @@ class Trainer(ABC):
         for cb in self.rank_callbacks:
             cb.on_log(self, record)
 
+    def _disk_full(self, error: DiskFull) -> DiskFull:
+        """``error`` with what became of the run (:func:`.checkpoint.disk_full_error`)."""
+        return disk_full_error(self, error)
+
     def _diverged(self, what: str) -> TrainingDiverged:
         where = f" in {self.out_dir}" if self.out_dir else ""
         return TrainingDiverged(f"{what} at step {self.step} (epoch {self.epoch}): training diverged; the last good checkpoint is kept{where}")
@@ -309,41 +332,18 @@ class Trainer(ABC):
 
     def check_finite_weights(self) -> None:
         """Raise :class:`TrainingDiverged` if any weight is NaN or infinite."""
-        for name, module in self.modules().items():
-            for pname, p in module.named_parameters():
-                if not torch.isfinite(p).all():
-                    raise self._diverged(f"{name}.{pname} is not finite")
+        bad = next((f"{name}.{pname}" for name, module in self.modules().items() for pname, p in module.named_parameters() if not torch.isfinite(p).all()), None)
+        if bad is not None:
+            raise self._diverged(f"{bad} is not finite")
 
     def save_checkpoint(self, path: str | Path | None = None) -> Path | None:
-        """Write the checkpoint (atomically) after checking that every weight is finite.
-
-        Several processes: every rank calls it (the epoch's metrics are averaged over ranks
-        first); rank 0 writes. Returns the path, or None where nothing was written.
-        """
-        path = Path(path) if path is not None else self.checkpoint_path
-        if path is None:
-            return None
-        self.check_finite_weights()
-        self._epoch_meter.average_over_ranks(self.world)  # so every rank resumes with the same sums
-        if not self.world.is_main:
-            return None
-        save_checkpoint(path, self.state_dict())
-        return path
+        """Write the checkpoint (atomically) once every weight is finite; rank 0 writes (:func:`.checkpoint.save_trainer`)."""
+        return save_trainer(self, Path(path) if path is not None else self.checkpoint_path)
 
     def load_state_dict(self, state: dict[str, Any], source: str = "checkpoint") -> None:
         """Restore what :meth:`state_dict` returned (:func:`.checkpoint.load_trainer_state`)."""
         load_trainer_state(self, state, source)
 
     def resume(self, path: str | Path | None = None) -> None:
-        """Load the checkpoint (default: the run folder's last one) and the history up to it."""
-        path = Path(path) if path is not None else self.checkpoint_path
-        check(path is not None, "resume: no checkpoint path and no out_dir")
-        assert path is not None
-        state = load_checkpoint(path, map_location=self.device)
-        self.load_state_dict(state, str(path))
-        if self.out_dir is not None:
-            # The run stopped somewhere after this checkpoint (a kill -9, a crash): what it logged
-            # since is redone from here, so it is dropped from the history.
-            self.history = run_files.history_up_to(self.out_dir, self.step, self.epoch, rewrite=self.writes_files)
-            if self.writes_files:
-                remove_stale_temporaries(self.out_dir, recursive=True)  # half-written files of the stopped process
+        """Load the checkpoint (default: the run folder's last one) and the history up to it (:func:`.checkpoint.resume_trainer`)."""
+        resume_trainer(self, Path(path) if path is not None else self.checkpoint_path)

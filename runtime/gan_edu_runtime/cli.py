@@ -19,7 +19,7 @@ from typing import Any, NoReturn
 import numpy as np
 
 from .errors import GanEduError, check
-from .files import atomic_open, check_writable
+from .files import atomic_open, check_writable, remove_stale_temporaries
 
 
 def labels_list(text: str) -> list[int]:
@@ -108,6 +108,7 @@ def run_sample(args: argparse.Namespace) -> int:
     images = g.generate(z, labels)
     if args.output is not None:
         grid = picture(g, images, labels, balanced=args.labels is None, nrow=args.nrow, scale=getattr(args, "scale", 1))
+        remove_stale_temporaries(args.output)  # left by a sample killed mid-write (a live writer's are kept)
         with atomic_open(args.output, "wb") as f:
             grid.save(f, format="PNG")
         print(f"wrote {args.output} ({args.n} images, {grid.width}x{grid.height} pixels, on {g.device})")
@@ -117,6 +118,7 @@ def run_sample(args: argparse.Namespace) -> int:
         if labels is not None:
             arrays["labels"] = labels
         np.savez_compressed(buffer, **arrays)
+        remove_stale_temporaries(args.npz)
         with atomic_open(args.npz, "wb") as f:
             f.write(buffer.getvalue())
         print(f"wrote {args.npz} ({', '.join(f'{k} {v.shape}' for k, v in arrays.items())})")

@@ -14,6 +14,11 @@ class GanEduError(ValueError):
     """Bad input from a user: the message names the bad value and what was expected."""
 
 
+class DiskFull(GanEduError):
+    """A file could not be written: the disk (or the user's quota) is full. The message names the file;
+    what was there before is unchanged. A trainer adds where its last checkpoint is."""
+
+
 def check(condition: bool, message: str) -> None:
     """Raise :class:`GanEduError` with ``message`` unless ``condition`` holds.
 

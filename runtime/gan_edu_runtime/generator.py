@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from .errors import check
+from .files import memory_bytes  # noqa: F401  (used below; its old name here kept)
 from .safety import check_external_data
 from .session import GraphSession, check_providers, cuda_device_count, default_providers, load_bank  # noqa: F401  (re-exported)
 
@@ -47,14 +48,6 @@ from .session import GraphSession, check_providers, cuda_device_count, default_p
 DEFAULT_BATCH_SIZE = 256
 
 Labels = Sequence[int] | np.ndarray | None
-
-
-def memory_bytes() -> int | None:
-    """This machine's physical memory in bytes, or None where the OS does not say."""
-    try:
-        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
-    except (AttributeError, ValueError, OSError):
-        return None
 
 
 class OnnxGenerator:

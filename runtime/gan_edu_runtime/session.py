@@ -16,16 +16,16 @@ not defaulted (docs/onnx.md, "Session settings", has the measurements behind the
 * the graph: onnxruntime's optimizations run once and the result is cached next to the model
   (:func:`optimized_model`), keyed to the model file's content, so later loads skip them.
 
+The settings themselves are :mod:`gan_edu_runtime.settings`, the cache :mod:`gan_edu_runtime.cache`
+(both importable from here too).
+
 This module must import without torch.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
-import os
-import tempfile
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -33,15 +33,12 @@ from typing import Any
 
 import numpy as np
 
-from .cuda_libs import cuda_start_error, preload_cuda_libraries, require_cuda_provider
+from .cache import CACHE_TAG, SOURCE_KEY, optimized_model, source_entry, source_hash  # noqa: F401  (re-exported: the cache's old home)
+from .cuda_libs import cuda_start_error, require_cuda_provider
 from .errors import GanEduError, check, first_line
 from .metadata import BANK_FORMAT, IMAGES_OUTPUT, LABELS_INPUT, Z_INPUT, GeneratorInfo
-from .safety import check_external_data, inside, may_have_external_data
-
-#: A cached optimized model is the hidden file ``.NAME.optimized-KEY.onnx`` next to ``NAME.onnx``.
-CACHE_TAG = ".optimized-"
-#: The metadata key of a cached optimized graph that holds the SHA-256 of the model it was made from.
-SOURCE_KEY = "optimized_from_sha256"
+from .safety import check_external_data, inside
+from .settings import physical_cores, session_options  # noqa: F401  (re-exported: the settings' old home)
 
 
 def default_providers() -> list[str]:
@@ -91,158 +88,6 @@ def check_providers(providers: Sequence[str]) -> None:
     unknown = [p for p in providers if not isinstance(p, str) or p not in available]
     if unknown:
         raise GanEduError(f"provider {unknown[0]!r}: not in this onnxruntime; expected one of {', '.join(available)}")
-
-
-def physical_cores() -> int:
-    """Physical cores this process may run on (hyper-threads count once), at least 1.
-
-    Linux: the distinct (package, core) pairs of ``/proc/cpuinfo`` among the CPUs of the
-    process's affinity mask; elsewhere ``os.cpu_count()``.
-    """
-    allowed = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set(range(os.cpu_count() or 1))
-    cores, cpu, package = set(), None, "0"
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                key, _, value = line.partition(":")
-                key, value = key.strip(), value.strip()
-                if key == "processor":
-                    cpu, package = int(value), "0"
-                elif key == "physical id":
-                    package = value
-                elif key == "core id" and cpu in allowed:
-                    cores.add((package, value))
-    except (OSError, ValueError):
-        pass
-    return max(1, min(len(cores) or len(allowed), len(allowed)))
-
-
-def session_options(*, intra_op_num_threads: int | None = None, level: str = "all") -> Any:
-    """The :class:`onnxruntime.SessionOptions` every gan-edu session uses (see the module docstring).
-
-    Args:
-        intra_op_num_threads: threads per call; None: :func:`physical_cores` (0: onnxruntime's own choice).
-        level: graph optimizations: ``"all"``, ``"extended"`` (no hardware-specific layouts: what
-            the cache stores) or ``"none"``.
-    """
-    import onnxruntime as ort
-
-    check(
-        intra_op_num_threads is None or (isinstance(intra_op_num_threads, int) and intra_op_num_threads >= 0),
-        f"intra_op_num_threads={intra_op_num_threads!r}: expected an int >= 0",
-    )
-    levels = {"all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL, "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
-              "none": ort.GraphOptimizationLevel.ORT_DISABLE_ALL}
-    options = ort.SessionOptions()
-    options.graph_optimization_level = levels[level]
-    options.intra_op_num_threads = physical_cores() if intra_op_num_threads is None else intra_op_num_threads
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL  # a chain of layers: nothing to run side by side
-    options.enable_cpu_mem_arena = True  # reuse freed blocks instead of asking the OS per call
-    options.enable_mem_pattern = True  # plan each batch shape's buffers once, then reuse the plan
-    options.add_session_config_entry("session.set_denormal_as_zero", "1")  # denormals are slow on x86 and invisible in an image
-    return options
-
-
-def optimized_model(path: Path, providers: Sequence[str], *, make: bool = True) -> Path | None:
-    """The cached optimized version of ``path``, made now if missing (``make``); None when there is none.
-
-    The exporter makes it (``make=True``) right after writing a checked graph; loading a model
-    only reads it (``make=False``), so sampling never writes next to a model.
-
-    The cache is the hidden file ``.NAME.optimized-KEY.onnx`` next to ``NAME.onnx``; ``KEY`` hashes the model
-    file's bytes, the onnxruntime version and the providers, so a changed model (or runtime) gets
-    a new file and the stale ones of the same model are deleted. The graph is stored at the
-    "extended" level (fusions and constant folding, none of the CPU-specific layouts), so it stays
-    valid on another CPU; the session still applies the layout passes when it loads it. The file
-    is written atomically; a folder that cannot be written (read-only, no permission), a model
-    with external data, or any failure gives None: the caller loads the model itself.
-
-    The name is no proof: the cache carries the SHA-256 of the model it was made from in its own
-    ONNX metadata (:data:`SOURCE_KEY`, the file's last field). A cache that is a symbolic link,
-    may hold external data or does not end with this model's hash is not returned (a writer makes
-    it again); :class:`GraphSession` also compares the hash the loaded session reports.
-    """
-    import onnxruntime as ort
-
-    try:
-        data = path.read_bytes()
-    except OSError:
-        return None
-    key = hashlib.sha256(data + json.dumps([ort.__version__, list(providers)]).encode()).hexdigest()[:16]
-    cached = path.with_name(f".{path.stem}{CACHE_TAG}{key}.onnx")
-    stamp = source_entry(data)
-    if cached.is_file() or cached.is_symlink():
-        if _is_cache_of(cached, stamp):
-            return cached
-        if not make:
-            return None
-        with contextlib.suppress(OSError):
-            cached.unlink()
-    if not make or may_have_external_data(data):
-        return None
-    try:  # onnxruntime writes a temporary sibling (atomic_open's naming), then it is moved into place
-        fd, tmp = tempfile.mkstemp(prefix=f".{cached.name}.", suffix=".tmp", dir=path.parent)
-    except OSError:  # a read-only folder, no permission: no cache, same results
-        return None
-    os.close(fd)
-    if "CUDAExecutionProvider" in providers:
-        preload_cuda_libraries()
-    try:
-        options = session_options(intra_op_num_threads=1, level="extended")
-        options.optimized_model_filepath = tmp
-        ort.InferenceSession(str(path), options, providers=list(providers))
-        with open(tmp, "ab") as f:  # the source's hash, inside the cache itself
-            f.write(stamp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, cached)
-    except Exception:  # onnxruntime's own errors, a full disk: no cache
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        return None
-    for stale in path.parent.glob(f".{path.stem}{CACHE_TAG}*.onnx"):
-        if stale != cached:
-            with contextlib.suppress(OSError):
-                stale.unlink()
-    return cached
-
-
-def source_hash(data: bytes) -> str:
-    """The value of :data:`SOURCE_KEY` for a model whose file holds ``data``: its SHA-256, JSON-encoded."""
-    return json.dumps(hashlib.sha256(data).hexdigest())
-
-
-def source_entry(data: bytes) -> bytes:
-    """The serialized ``metadata_props`` entry ``{SOURCE_KEY: source_hash(data)}``.
-
-    Protocol buffers merge a repeated field written at the end of a message into the fields
-    before it, so appending these bytes to a serialized ModelProto adds one metadata entry (no
-    onnx package needed): ModelProto.metadata_props is field 14, the entry's key field 1, its value
-    field 2, all length-delimited (wire type 2).
-    """
-    key, value = SOURCE_KEY.encode(), source_hash(data).encode()
-    entry = _field(1, key) + _field(2, value)
-    return _field(14, entry)
-
-
-def _field(number: int, payload: bytes) -> bytes:
-    """One length-delimited protobuf field: tag, varint length, bytes."""
-    out, n = bytearray([number << 3 | 2]), len(payload)
-    while True:  # varint: 7 bits per byte, high bit set on all but the last
-        out.append((n & 0x7F) | (0x80 if n > 0x7F else 0))
-        n >>= 7
-        if not n:
-            return bytes(out) + payload
-
-
-def _is_cache_of(cached: Path, stamp: bytes) -> bool:
-    """Whether ``cached`` is a regular file, with no external data, ending with the source entry ``stamp``."""
-    if cached.is_symlink() or not cached.is_file():
-        return False
-    try:
-        data = cached.read_bytes()
-    except OSError:
-        return False
-    return data.endswith(stamp) and not may_have_external_data(data)
 
 
 def cuda_failed(path: Path) -> bool:
