@@ -65,7 +65,9 @@ def test_docs_models_table_matches_the_registry():
 
 def test_docs_losses_cover_every_loss():
     text = (DOCS / "losses.md").read_text()
-    for name in LOSSES:
+    ours = [name for name, loss in LOSSES.items() if loss.__module__.split(".")[0] == "gan_edu"]  # other tests and examples register their own
+    assert len(ours) >= 5
+    for name in ours:
         assert re.search(rf"^\| `{re.escape(name)}`", text, re.M), name
     assert "--r1" in text
 
