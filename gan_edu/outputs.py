@@ -22,8 +22,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from .errors import GanEduError, check
-from .io import check_writable
+from .errors import DiskFull, GanEduError, check
+from .io import DISK_FULL, check_writable
 
 #: The run folder's files that the loop writes and resume and export read.
 CONFIG_NAME = "config.json"
@@ -115,8 +115,24 @@ def prepare_folder(
         check(overwrite, f"--out {out}: {_article(kind)} {kind} already exists there; {again}")
         replace_folder(out, patterns, kind, dry_run=dry_run)  # refuses when a file there is not gan-edu's
     if not dry_run:
-        out.mkdir(parents=True, exist_ok=True)
+        made = new_folders(out)
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as e:  # a full disk: leave no half-made folders behind
+            if e.errno not in DISK_FULL:
+                raise
+            remove_written(out, patterns, made)
+            raise DiskFull(f"--out {out}: no space left on device to make the folder; expected free space in {(made[0] if made else out).parent}") from None
     return out
+
+
+def new_folders(path: Path) -> tuple[Path, ...]:
+    """The folders that making ``path`` (with its parents) would create, outermost first."""
+    missing = []
+    while not path.exists() and path != path.parent:
+        missing.append(path)
+        path = path.parent
+    return tuple(reversed(missing))
 
 
 def _article(kind: str) -> str:

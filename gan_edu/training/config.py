@@ -6,7 +6,7 @@ import dataclasses
 from typing import Any, ClassVar
 
 from ..augment import parse_policy
-from ..domains import NonNegativeInt, PositiveFloat, PositiveInt, check_domains
+from ..domains import NonNegativeInt, PositiveFloat, PositiveInt, check_domains, strict_from_dict
 from ..errors import check
 from .devices import PRECISIONS, resolve_device
 
@@ -70,10 +70,7 @@ class TrainerConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainerConfig:
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - names)
-        check(not unknown, f"trainer config keys {unknown}: not options of {cls.__name__}")
-        return cls(**values)
+        return strict_from_dict(cls, values, what="trainer config keys")
 
     @classmethod
     def check_resumable(cls, changes: dict[str, Any], where: str) -> None:

@@ -15,12 +15,11 @@ from typing import Any
 import torch
 
 from ..data.datasets import ImageSet, load_dataset
-from ..errors import DiskFull, GanEduError, check
-from ..io import DISK_FULL, check_writable
+from ..errors import GanEduError, check
 from ..losses import GANLoss, get_loss
 from ..models import build_gan
 from ..models.base import MODULE_CLASSES
-from ..outputs import RUN_FILES, remove_written, replace_folder
+from ..outputs import RUN_FILES, new_folders, prepare_folder
 from .distributed import World
 from .gan_trainer import GANTrainer, GANTrainerConfig
 from .registry import get_trainer_class
@@ -43,36 +42,7 @@ def prepare_out_dir(out_dir: str | Path, *, overwrite: bool = False, dry_run: bo
         GanEduError: the folder holds a run and ``overwrite`` is False, or it holds other files
             (then nothing is removed, even with ``overwrite``).
     """
-    out = Path(out_dir)
-    if out.exists():
-        check(out.is_dir(), f"--out {out}: exists and is not a folder; expected a new or empty folder")
-    check_writable(out, "--out", folder=True)
-    if out.exists():
-        if any(out.iterdir()):
-            if not is_run_dir(out):
-                raise GanEduError(f"--out {out}: folder exists and is not a gan-edu run; expected a new or empty folder")
-            if not overwrite:
-                raise GanEduError(f"--out {out}: a run already exists there; use --resume {out} to continue it or --overwrite to replace it")
-            replace_folder(out, RUN_FILES, "run", dry_run=dry_run)  # refuses when a file there is not gan-edu's
-    if not dry_run:
-        made = new_folders(out)
-        try:
-            out.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            if e.errno not in DISK_FULL:
-                raise
-            remove_written(out, RUN_FILES, made)
-            raise DiskFull(f"--out {out}: no space left on device to make the folder; expected free space in {(made[0] if made else out).parent}") from None
-    return out
-
-
-def new_folders(path: Path) -> tuple[Path, ...]:
-    """The folders that making ``path`` (with its parents) would create, outermost first."""
-    missing = []
-    while not path.exists() and path != path.parent:
-        missing.append(path)
-        path = path.parent
-    return tuple(reversed(missing))
+    return prepare_folder(out_dir, kind="run", patterns=RUN_FILES, holds_one=is_run_dir, overwrite=overwrite, resumable=True, dry_run=dry_run)
 
 
 def new_gan_run(
