@@ -344,8 +344,7 @@ def get_loss(name: str, **options: Any) -> GANLoss:
     >>> get_loss("wgan-gp", r1=1.0)
     WGANGPLoss(r1=1.0)
     """
-    cls = LOSSES.lookup(name)
     try:
-        return cls(**options)
+        return (cls := LOSSES.lookup(name))(**options)
     except TypeError:
         raise GanEduError(f"loss {name!r} options {sorted(options)}: not options of {cls.__name__}") from None

@@ -115,8 +115,7 @@ def export_generator(
         data, record = checked_variant(data, variant.name, info, judge=variant.judge, allow_quality_loss=variant.allow_quality_loss)
     _write_graph(path, data)
     if record is not None:
-        remove_stale_temporaries(path.with_suffix(".quality.json"))
-        atomic_write_json(path.with_suffix(".quality.json"), record)
+        _write_record(path.with_suffix(".quality.json"), record)
     return path
 
 
@@ -140,6 +139,12 @@ def describe(model: Generator, run: dict[str, Any], *, output: str, class_names:
         training_data=strip_local_paths(training_data if training_data is not None else run.get("data")),  # no folder of this machine
         training=run.get("training"),
     )
+
+
+def _write_record(path: Path, record: dict[str, Any]) -> None:
+    """Write a variant's quality record atomically, after removing a killed export's leftovers of it."""
+    remove_stale_temporaries(path)
+    atomic_write_json(path, record)
 
 
 def _write_graph(path: Path, data: bytes) -> None:

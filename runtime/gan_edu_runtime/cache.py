@@ -62,9 +62,7 @@ def optimized_model(path: Path, providers: Sequence[str], *, make: bool = True) 
             cached.unlink()
     if not make or may_have_external_data(data):
         return None
-    for leftover in path.parent.glob(f"..{glob_escape(path.stem)}{CACHE_TAG}*.onnx.*.tmp"):  # of a writer killed before
-        if TEMPORARY_NAME.fullmatch(leftover.name):
-            remove_if_stale(leftover)
+    _remove_killed_writers(path)
     try:  # onnxruntime writes a temporary sibling (atomic_open's naming, locked while written), then it is moved into place
         fd, tmp = locked_temporary(cached)
     except OSError:  # a read-only folder, no permission: no cache, same results
@@ -90,6 +88,13 @@ def optimized_model(path: Path, providers: Sequence[str], *, make: bool = True) 
             with contextlib.suppress(OSError):
                 stale.unlink()
     return cached
+
+
+def _remove_killed_writers(path: Path) -> None:
+    """Delete the temporaries that writers of ``path``'s cache left when killed (a live writer's are locked, and kept)."""
+    for leftover in path.parent.glob(f"..{glob_escape(path.stem)}{CACHE_TAG}*.onnx.*.tmp"):
+        if TEMPORARY_NAME.fullmatch(leftover.name):
+            remove_if_stale(leftover)
 
 
 def source_hash(data: bytes) -> str:
