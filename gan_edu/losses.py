@@ -98,8 +98,7 @@ def wasserstein_generator_loss(fake_logits: torch.Tensor) -> torch.Tensor:
 def wasserstein_discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
     """Critic loss: ``mean(l_fake) - mean(l_real)``, minus an estimate of the Wasserstein-1 distance.
 
-    The estimate is only meaningful while the critic is (close to) 1-Lipschitz, which the gradient
-    penalty enforces.
+    The estimate is only meaningful while the critic is (close to) 1-Lipschitz, which the penalty enforces.
     """
     return fake_logits.mean() - real_logits.mean()
 
@@ -344,7 +343,8 @@ def get_loss(name: str, **options: Any) -> GANLoss:
     >>> get_loss("wgan-gp", r1=1.0)
     WGANGPLoss(r1=1.0)
     """
+    cls = LOSSES.lookup(name)
     try:
-        return (cls := LOSSES.lookup(name))(**options)
+        return cls(**options)
     except TypeError:
         raise GanEduError(f"loss {name!r} options {sorted(options)}: not options of {cls.__name__}") from None

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 from ..errors import check
 from ..registry import Registry
-from .commands import ENTRY_POINT_GROUP, command_for  # noqa: F401  (command_for's old home)
+from .commands import ENTRY_POINT_GROUP
 from .gan_trainer import GANTrainer
 
 HOW_TO_REGISTER = (
