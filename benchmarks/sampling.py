@@ -13,8 +13,8 @@ the end: figures taken on a busy machine are not figures of an idle one.
     python benchmarks/sampling.py --quick --no-compile   # seconds: a smoke test of every path
 
 All contenders get the same z and labels, eval mode, no autograd (``torch.inference_mode``).
-torch uses its default threads, onnxruntime the project's session settings (one thread per
-physical core), unless ``--threads`` is given. int8 runs on the CPU provider (onnxruntime has no
+torch uses its default threads, onnxruntime the project's session settings (one thread per call,
+a batch split in row blocks across the physical cores), unless ``--threads`` is given. int8 runs on the CPU provider (onnxruntime has no
 int8 kernels for CUDA here), fp16 only with ``--device cuda`` (on a CPU onnxruntime computes fp16
 graphs in float32 after inserted casts). Each figure is the best of ``--repeats`` timed windows of
 at least ``--min-time`` seconds.
@@ -139,7 +139,7 @@ def main() -> None:
     parser.add_argument("--run", type=Path, help="run folder (default: the shipped exported/shapes_cdcgan.onnx, weights and all)")
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     parser.add_argument("--batch-sizes", default="1,64,512")
-    parser.add_argument("--threads", type=int, help="threads of torch and onnxruntime (default: torch's own; onnxruntime one per physical core)")
+    parser.add_argument("--threads", type=int, help="threads of torch and onnxruntime (default: torch's own; onnxruntime one thread per call, batches split in row blocks across the physical cores)")
     parser.add_argument("--min-time", type=float, default=1.0, help="seconds per timed window")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--no-compile", action="store_true", help="skip torch.compile (it compiles for each batch size: minutes on a small CPU)")
@@ -191,7 +191,7 @@ def main() -> None:
         og = sessions["ort fp32"]
         print(f"generator: {type(g).__name__} {g.config.to_dict()}, {g.num_parameters():,} parameters")
         print(f"device: {args.device}; torch {torch.__version__} threads {torch.get_num_threads()}; "
-              f"onnxruntime providers {og.providers}, intra-op threads {args.threads or 'one per physical core'}")
+              f"onnxruntime providers {og.providers}, intra-op threads {args.threads or '1 per call, batches split in row blocks across the physical cores'}")
         if not cuda:
             print("ort fp16 (GPU): not timed on a CPU (onnxruntime runs fp16 graphs there in float32 after casts)")
 

@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -168,6 +169,44 @@ def test_session_settings_and_batch_size_tuning(tmp_path):
     assert og.tune_batch_size((4, 16), seconds=0.02) in (4, 16) and og.batch_size in (4, 16)
     assert np.array_equal(og.sample(20, seed=0), reference)  # the batch size never changes the images
 
+
+
+def test_cpu_batches_are_split_into_row_blocks_across_threads(tmp_path, monkeypatch):
+    """The default CPU session runs one thread per call and shares a batch out in row blocks, one
+    per worker thread at once: the same images as one unsplit call, and a worker's error is raised."""
+    path = export_generator(tiny_generator(), tmp_path / "g.onnx")
+    og = OnnxGenerator(path, providers=["CPUExecutionProvider"])
+    session = og.sessions[0]
+    assert session.workers == physical_cores()
+    assert session.session.get_session_options().intra_op_num_threads == 1
+    explicit = OnnxGenerator(path, providers=["CPUExecutionProvider"], intra_op_num_threads=2).sessions[0]
+    assert explicit.workers == 1 and explicit.session.get_session_options().intra_op_num_threads == 2  # asked for: no split
+    session.workers = 3  # as on a 3-core machine, whatever this one has
+    assert session.row_blocks(64) == [(0, 21), (21, 42), (42, 64)] and session.row_blocks(20) == [(0, 10), (10, 20)]
+    assert session.row_blocks(15) == [(0, 15)]  # fewer than MIN_ROWS_PER_WORKER rows for a second block
+    reference = OnnxGenerator(path, providers=["CPUExecutionProvider"], intra_op_num_threads=1)
+    run_block = type(session)._bound_run_block
+    barrier = threading.Barrier(3, timeout=20)  # passes only when three blocks run at the same time
+
+    def spy(self, z, labels, out):
+        if len(z) < 37:  # a block of a split batch
+            barrier.wait()
+        run_block(self, z, labels, out)
+
+    monkeypatch.setattr(type(session), "_bound_run_block", spy)
+    for n in (64, 37):
+        assert np.array_equal(og.sample(n, seed=n), reference.sample(n, seed=n))
+    monkeypatch.setattr(type(session), "_bound_run_block", run_block)
+    assert np.array_equal(og.sample(1, seed=1), reference.sample(1, seed=1))
+
+    def broken(self, z, labels, out):
+        if threading.current_thread() is not threading.main_thread():
+            raise RuntimeError("worker failed")
+        run_block(self, z, labels, out)
+
+    monkeypatch.setattr(type(session), "_bound_run_block", broken)
+    with pytest.raises(RuntimeError, match="worker failed"):
+        og.sample(64, seed=0)
 
 # -- fp16 and int8 variants -------------------------------------------------------------------------------
 @pytest.mark.parametrize("dynamic_batch", [True, False], ids=["dynamic", "static-batch"])

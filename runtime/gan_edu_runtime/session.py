@@ -4,8 +4,13 @@
 member); :class:`~gan_edu_runtime.OnnxGenerator` holds them. The settings are chosen,
 not defaulted (docs/onnx.md, "Session settings", has the measurements behind them):
 
-* threads: one intra-op thread per physical core this process may use; the graph is a chain of
-  convolutions, so operators run one after another (``ORT_SEQUENTIAL``, no inter-op pool);
+* threads (CPU): one intra-op thread per call, and a batch split into row blocks run side by side,
+  one per physical core this process may use (:meth:`GraphSession.row_blocks`). onnxruntime's CPU
+  ConvTranspose loops over the images of a batch with one small GEMM each, which its intra-op pool
+  barely shares out (a second thread ran 0 to 4 of 64 blocks); whole rows per thread keep every
+  core busy (measured: docs/performance.md, "Sampling"). An explicit ``intra_op_num_threads``
+  gives the session that many threads and no split. The graph is a chain of convolutions, so
+  operators run one after another (``ORT_SEQUENTIAL``, no inter-op pool);
 * one session shared by every thread of the process (``InferenceSession.run`` is thread-safe):
   one copy of the weights and one thread pool, instead of one per caller;
 * memory: the CPU arena and memory patterns on (each batch shape is planned once, then its
@@ -26,8 +31,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +46,11 @@ from .errors import GanEduError, check, first_line
 from .metadata import BANK_FORMAT, IMAGES_OUTPUT, LABELS_INPUT, Z_INPUT, GeneratorInfo
 from .safety import check_external_data, inside
 from .settings import physical_cores, session_options  # noqa: F401  (re-exported: the settings' old home)
+
+#: Fewest rows a CPU batch gives each worker thread (smaller batches run whole on one thread).
+#: Measured on 2 cores (docs/performance.md): at 8 rows split and unsplit were even, above it the
+#: split won; at batch 1 one thread beat two intra-op threads.
+MIN_ROWS_PER_WORKER = 8
 
 
 def default_providers() -> list[str]:
@@ -107,15 +119,21 @@ class GraphSession:
     Args:
         path: the ``.onnx`` file (already checked by the caller).
         providers: onnxruntime providers, in order of preference.
-        intra_op_num_threads: see :func:`session_options`.
+        intra_op_num_threads: threads per onnxruntime call (see :func:`session_options`); None
+            (the default): on the CPU one thread per call and batches split into row blocks
+            across one worker per physical core (``workers``); on CUDA onnxruntime's own.
         cache: load the cached optimized graph (:func:`optimized_model`) when there is one.
     """
 
     def __init__(self, path: Path, *, providers: list[str], intra_op_num_threads: int | None, cache: bool = True) -> None:
         import onnxruntime as ort
 
-        options = session_options(intra_op_num_threads=intra_op_num_threads)
         wants_cuda = "CUDAExecutionProvider" in providers
+        #: threads that run row blocks of one CPU batch side by side (1: no split)
+        self.workers = physical_cores() if intra_op_num_threads is None and not wants_cuda else 1
+        self._pool: tuple[int, ThreadPoolExecutor] | None = None  # (pid, pool): made on first use, again after a fork
+        self._pool_lock = threading.Lock()
+        options = session_options(intra_op_num_threads=1 if self.workers > 1 else intra_op_num_threads)
         if wants_cuda:
             require_cuda_provider()  # the nvidia wheels' libraries loaded, or one line naming the missing one
         no_fallback = {"enable_fallback": 0} if wants_cuda else {}  # CUDA asked for: its error, not a quiet retry on the CPU
@@ -138,6 +156,8 @@ class GraphSession:
         self.info = GeneratorInfo.from_props(self.session.get_modelmeta().custom_metadata_map, str(path))
         self.providers = self.session.get_providers()
         self.on_cuda = self.providers[0] == "CUDAExecutionProvider"
+        if self.on_cuda:
+            self.workers = 1
         self._cuda_outputs = threading.local()  # per thread: {batch shape: OrtValue on the GPU}
         inputs = {i.name: i for i in self.session.get_inputs()}
         expected = [Z_INPUT] + ([LABELS_INPUT] if self.info.num_classes is not None else [])
@@ -169,7 +189,44 @@ class GraphSession:
             self._bound_run(zp, lp, padded)
             oc[:] = padded[: len(zc)]
 
+    def row_blocks(self, n: int) -> list[tuple[int, int]]:
+        """``[(start, stop), ...]``: how a CPU batch of ``n`` rows is shared out among the workers, at
+        least :data:`MIN_ROWS_PER_WORKER` rows each (one block: no split).
+
+        >>> session = GraphSession.__new__(GraphSession); session.workers = 2
+        >>> session.row_blocks(64), session.row_blocks(9)
+        ([(0, 32), (32, 64)], [(0, 9)])
+        """
+        parts = max(1, min(self.workers, n // MIN_ROWS_PER_WORKER))
+        edges = [n * i // parts for i in range(parts + 1)]
+        return list(zip(edges[:-1], edges[1:]))
+
+    def _in_blocks(self, n: int, run_rows: Any) -> None:
+        """``run_rows(start, stop)`` for each of :meth:`row_blocks`, the first on this thread, the rest
+        on the worker pool at the same time; the first error is raised after all have finished."""
+        blocks = self.row_blocks(n)
+        if len(blocks) == 1:
+            run_rows(0, n)
+            return
+        with self._pool_lock:
+            if self._pool is None or self._pool[0] != os.getpid():  # a forked child has the pool object, not its threads
+                self._pool = (os.getpid(), ThreadPoolExecutor(self.workers - 1, thread_name_prefix="gan-edu-onnx"))
+            pool = self._pool[1]
+        futures = [pool.submit(run_rows, a, b) for a, b in blocks[1:]]
+        try:
+            run_rows(*blocks[0])
+        finally:
+            wait(futures)  # every block done (or failed) before the caller's arrays can go away
+        for future in futures:
+            future.result()  # re-raises a worker's error
+
     def _bound_run(self, z: np.ndarray, labels: np.ndarray | None, out: np.ndarray) -> None:
+        if self.on_cuda or not out.flags.c_contiguous:
+            self._bound_run_block(z, labels, out)
+            return
+        self._in_blocks(len(z), lambda a, b: self._bound_run_block(z[a:b], None if labels is None else labels[a:b], out[a:b]))
+
+    def _bound_run_block(self, z: np.ndarray, labels: np.ndarray | None, out: np.ndarray) -> None:
         import onnxruntime as ort
 
         feed = {Z_INPUT: np.ascontiguousarray(z, np.float32)}
@@ -205,9 +262,18 @@ class GraphSession:
         Used by :func:`gan_edu.synthetic.sample_images`."""
         import torch
 
-        kind, index = ("cuda", z.device.index or 0) if z.is_cuda else ("cpu", 0)
         if z.is_cuda:
             torch.cuda.current_stream(z.device).synchronize()  # torch's writes are done before onnxruntime's stream reads
+            self._run_torch_block(z, labels, out)
+        elif out.is_contiguous() and z.is_contiguous():
+            self._in_blocks(len(z), lambda a, b: self._run_torch_block(z[a:b], None if labels is None else labels[a:b].contiguous(), out[a:b]))
+        else:
+            self._run_torch_block(z, labels, out)
+
+    def _run_torch_block(self, z: Any, labels: Any, out: Any) -> None:
+        import torch
+
+        kind, index = ("cuda", z.device.index or 0) if z.is_cuda else ("cpu", 0)
         binding = self.session.io_binding()
         binding.bind_input(Z_INPUT, kind, index, np.float32, list(z.shape), z.data_ptr())
         if labels is not None:
