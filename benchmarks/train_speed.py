@@ -12,6 +12,13 @@ Each side runs in its own subprocess (so its peak memory is its own), twice, alt
 peak memory. gan-edu's speed switches are flags here as in ``gan-edu train``; ``--cuda-graph``
 records gan-edu's step as a CUDA graph (its warm-up and recording fall in the untimed steps).
 
+``--variants`` times several gan-edu settings against the same baseline runs, one row each, so
+the CPU options can be compared in one run (each variant is ``+``-joined switches:
+``channels-last``, ``compile``, ``fused`` (fused Adam kernels on the CPU too), ``threads1``
+(one torch thread), ``no-ema``; ``default`` is gan-edu's defaults)::
+
+    python benchmarks/train_speed.py --variants default,channels-last,compile,fused,threads1,no-ema
+
     python benchmarks/train_speed.py                                # shapes, CPU
     python benchmarks/train_speed.py --dataset cifar10 --data-root ~/data --device cuda --cuda-graph
 """
@@ -126,11 +133,14 @@ def run_gan_edu(args) -> dict:
 
     from gan_edu.training import GANTrainer, GANTrainerConfig
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
     data = load_images(args)
     g, d = build_models(args, data.image_shape)
     config = GANTrainerConfig(
         epochs=10**6, max_steps=args.warmup, batch_size=args.batch_size, device=args.device, progress=False,
         log_every=50, precision=args.precision, channels_last=args.channels_last, compile=args.compile, cuda_graph=args.cuda_graph, ema=args.ema,
+        **({} if args.fused_optimizer is None else {"fused_optimizer": args.fused_optimizer}),
     )
     trainer = GANTrainer(g, d, config=config)
     trainer.callbacks = []  # no pictures: time the training itself
@@ -172,20 +182,25 @@ def main() -> None:
     p.add_argument("--compile", action="store_true")
     p.add_argument("--cuda-graph", action="store_true", help="gan-edu side: record the step as a CUDA graph")
     p.add_argument("--ema", action=argparse.BooleanOptionalAction, default=True, help="gan-edu side: the average of G (on by default in gan-edu; the baseline has none)")
+    p.add_argument("--fused-optimizer", action=argparse.BooleanOptionalAction, default=None, help="gan-edu side: fused Adam kernels (default: gan-edu's default)")
+    p.add_argument("--threads", type=int, default=0, help="gan-edu side: torch threads (0: torch's default)")
+    p.add_argument("--variants", help="comma-separated gan-edu settings to time against the same baseline runs (see the docstring)")
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--only", choices=("baseline", "gan-edu"), help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.only:
         print(json.dumps(run_baseline(args) if args.only == "baseline" else run_gan_edu(args)))
         return
+    variants = parse_variants(args.variants) if args.variants else {"gan-edu": []}
     print(f"train speed, {args.dataset} {args.device}, width {args.width}, {args.steps} timed steps, precision {args.precision}"
           f"{', channels-last' if args.channels_last else ''}{', compile' if args.compile else ''}{', cuda-graph' if args.cuda_graph else ''}"
-          f"; gan-edu {'with' if args.ema else 'without'} EMA")
+          f"; gan-edu {'with' if args.ema else 'without'} EMA; load average {load_average()}")
     for batch in (int(b) for b in args.batch_sizes.split(",")):
-        results: dict[str, list[dict]] = {"baseline": [], "gan-edu": []}
+        results: dict[str, list[dict]] = {"baseline": [], **{name: [] for name in variants}}
         for _ in range(args.repeats):
             for side in results:
-                out = subprocess.run([sys.executable, *sys.argv, "--batch-size", str(batch), "--only", side], capture_output=True, text=True)
+                flags = ["--only", "baseline"] if side == "baseline" else ["--only", "gan-edu", *variants[side]]
+                out = subprocess.run([sys.executable, *sys.argv, "--batch-size", str(batch), *flags], capture_output=True, text=True)
                 if out.returncode:
                     sys.exit(f"{side} failed at batch {batch}:\n{out.stderr}")
                 results[side].append(json.loads(out.stdout.strip().splitlines()[-1]))
@@ -195,8 +210,38 @@ def main() -> None:
         for side, r in best.items():
             mem = ", ".join(f"{k} {v:.0f}" for k, v in r.items() if k not in ("images_per_s", "cuda_graph"))
             graph = " (recorded step replayed)" if r.get("cuda_graph") else ""
-            print(f"    {side:9s} {r['images_per_s']:9.1f} images/s  {1000 * batch / r['images_per_s']:7.2f} ms/step   {mem}{graph}")
-        print(f"    ratio gan-edu / baseline at batch {batch}: {best['gan-edu']['images_per_s'] / best['baseline']['images_per_s']:.2f}x")
+            ratio = "" if side == "baseline" else f"  {r['images_per_s'] / best['baseline']['images_per_s']:.2f}x"
+            print(f"    {side:24s} {r['images_per_s']:9.1f} images/s  {1000 * batch / r['images_per_s']:7.2f} ms/step{ratio}   {mem}{graph}")
+        for side in variants:
+            print(f"    ratio {side} / baseline at batch {batch}: {best[side]['images_per_s'] / best['baseline']['images_per_s']:.2f}x")
+    print(f"load average at the end {load_average()}")
+
+
+SWITCHES = {
+    "default": [], "channels-last": ["--channels-last"], "compile": ["--compile"], "fused": ["--fused-optimizer"],
+    "no-fused": ["--no-fused-optimizer"], "threads1": ["--threads", "1"], "no-ema": ["--no-ema"],
+}
+
+
+def parse_variants(text: str) -> dict[str, list[str]]:
+    """``"default,channels-last+fused"`` -> {name: the gan-edu side's flags}; one line naming an unknown switch."""
+    variants = {}
+    for name in text.split(","):
+        flags = []
+        for switch in name.split("+"):
+            if switch not in SWITCHES:
+                sys.exit(f"--variants: unknown switch {switch!r}; expected {', '.join(SWITCHES)} joined by '+'")
+            flags += SWITCHES[switch]
+        variants[f"gan-edu {name}"] = flags
+    return variants
+
+
+def load_average() -> str:
+    try:
+        with open("/proc/loadavg") as f:
+            return " ".join(f.read().split()[:3])
+    except OSError:
+        return "unknown"
 
 if __name__ == "__main__":
     main()

@@ -37,7 +37,7 @@ class TrainerConfig:
     precision: str = "fp32"  # "fp32", "bf16" or "fp16": autocast of the forward passes; fp16 needs CUDA (GradScaler)
     channels_last: bool = False  # NHWC layout of weights and batches: faster convolutions on tensor-core GPUs
     cudnn_benchmark: bool = True  # CUDA only: cuDNN times and keeps the fastest algorithm per shape (shapes are fixed)
-    fused_optimizer: bool = True  # CUDA only: fused Adam kernels (one launch for all parameters)
+    fused_optimizer: bool = True  # CUDA and CPU: fused Adam kernels (one launch / one pass for all parameters)
     compile: bool = False  # torch.compile the models' forward passes (not the loop): a slow start, then faster steps
     cuda_graph: bool = False  # CUDA only: record the whole step (D and G updates) as a CUDA graph and replay it; falls back, saying why
     # -- several processes (torchrun) ------------------------------------------------------------

@@ -20,6 +20,9 @@ from ..data.loader import Loader, make_loader
 from ..errors import GanEduError, check
 from . import distributed
 
+#: Devices where ``fused_optimizer`` gives fused Adam kernels (torch has them for both).
+FUSED_ADAM_DEVICES = ("cuda", "cpu")
+
 if TYPE_CHECKING:
     from .config import TrainerConfig
 
@@ -145,14 +148,17 @@ class SpeedSwitches:
         return autocast_context(self.device, self.config.precision, cache=not recorded)
 
     def make_adam(self, params: Iterable[torch.nn.Parameter], lr: float, betas: tuple[float, float], *, recorded: bool = False) -> torch.optim.Adam:
-        """Adam with fused kernels on CUDA (when ``fused_optimizer``), the default foreach ones elsewhere.
+        """Adam with fused kernels on CUDA and the CPU (when ``fused_optimizer``), the default foreach ones elsewhere.
+
+        On the CPU the fused update of a width-64 DCGAN pair (1.7M parameters) took 0.6 ms against
+        2.4 to 5.3 ms for foreach (docs/performance.md); the arithmetic is Adam's, rounded differently.
 
         A step recorded as a CUDA graph (``recorded``) gets fused, capturable Adam: its step count
         lives on the device, so the bias correction reads nothing back to the host.
         """
         if recorded:
             return torch.optim.Adam(params, lr=lr, betas=betas, fused=True, capturable=True)
-        fused = self.device.type == "cuda" and self.config.fused_optimizer
+        fused = self.device.type in FUSED_ADAM_DEVICES and self.config.fused_optimizer
         return torch.optim.Adam(params, lr=lr, betas=betas, fused=fused or None)
 
     def optimize(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer) -> None:
