@@ -14,10 +14,10 @@ records gan-edu's step as a CUDA graph (its warm-up and recording fall in the un
 
 ``--variants`` times several gan-edu settings against the same baseline runs, one row each, so
 the CPU options can be compared in one run (each variant is ``+``-joined switches:
-``channels-last``, ``compile``, ``fused`` (fused Adam kernels on the CPU too), ``threads1``
-(one torch thread), ``no-ema``; ``default`` is gan-edu's defaults)::
+``channels-last``, ``nchw`` (channels-last off), ``compile``, ``fused`` / ``no-fused`` (fused or
+foreach Adam), ``threads1`` (one torch thread), ``no-ema``; ``default`` is gan-edu's defaults)::
 
-    python benchmarks/train_speed.py --variants default,channels-last,compile,fused,threads1,no-ema
+    python benchmarks/train_speed.py --variants default,nchw,no-fused,threads1,no-ema
 
     python benchmarks/train_speed.py                                # shapes, CPU
     python benchmarks/train_speed.py --dataset cifar10 --data-root ~/data --device cuda --cuda-graph
@@ -178,7 +178,7 @@ def main() -> None:
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--workers", type=int, default=2, help="baseline DataLoader workers (the example's default: 2)")
     p.add_argument("--precision", default="fp32")
-    p.add_argument("--channels-last", action="store_true")
+    p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None, help="gan-edu side: NHWC layout (default: gan-edu's, on for the CPU)")
     p.add_argument("--compile", action="store_true")
     p.add_argument("--cuda-graph", action="store_true", help="gan-edu side: record the step as a CUDA graph")
     p.add_argument("--ema", action=argparse.BooleanOptionalAction, default=True, help="gan-edu side: the average of G (on by default in gan-edu; the baseline has none)")
@@ -193,7 +193,7 @@ def main() -> None:
         return
     variants = parse_variants(args.variants) if args.variants else {"gan-edu": []}
     print(f"train speed, {args.dataset} {args.device}, width {args.width}, {args.steps} timed steps, precision {args.precision}"
-          f"{', channels-last' if args.channels_last else ''}{', compile' if args.compile else ''}{', cuda-graph' if args.cuda_graph else ''}"
+          f"{'' if args.channels_last is None else ', channels-last' if args.channels_last else ', no channels-last'}{', compile' if args.compile else ''}{', cuda-graph' if args.cuda_graph else ''}"
           f"; gan-edu {'with' if args.ema else 'without'} EMA; load average {load_average()}")
     for batch in (int(b) for b in args.batch_sizes.split(",")):
         results: dict[str, list[dict]] = {"baseline": [], **{name: [] for name in variants}}
@@ -218,7 +218,7 @@ def main() -> None:
 
 
 SWITCHES = {
-    "default": [], "channels-last": ["--channels-last"], "compile": ["--compile"], "fused": ["--fused-optimizer"],
+    "default": [], "channels-last": ["--channels-last"], "nchw": ["--no-channels-last"], "compile": ["--compile"], "fused": ["--fused-optimizer"],
     "no-fused": ["--no-fused-optimizer"], "threads1": ["--threads", "1"], "no-ema": ["--no-ema"],
 }
 

@@ -76,7 +76,7 @@ class PipelineConfig:
     flip: bool | None = None  # horizontal flips in training (None: on for cifar10, off elsewhere)
     device: str = "auto"  # "auto": CUDA when present, else CPU; or "cpu", "cuda", "cuda:1"
     precision: str = "fp32"  # the GAN's and both classifiers' autocast: fp32, bf16 or fp16 (CUDA); see docs/performance.md
-    channels_last: bool = False  # NHWC layout for the GAN and both classifiers (tensor-core GPUs)
+    channels_last: bool | None = None  # NHWC layout for the GAN and both classifiers (None: on for the CPU, off elsewhere)
     compile: bool = False  # torch.compile the models' forward passes in every stage
     cuda_graph: bool = False  # CUDA only: record the GAN's and both classifiers' steps as CUDA graphs and replay them (docs/performance.md)
     seed: int = 0  # seeds the data split, the weights, the noise and the synthetic images

@@ -11,7 +11,7 @@ import pytest
 from formats import write_installed_package
 
 from gan_edu.cli import build_parser, main
-from gan_edu.cli.options import field_comments, flag_name
+from gan_edu.cli.options import field_comments, field_types, flag_name
 from gan_edu.cli.pipeline import pipeline_config
 from gan_edu.cli.train import read_options
 from gan_edu.domains import PositiveInt
@@ -38,8 +38,8 @@ def other_value(config: object, name: str) -> object:
         return value + 1
     if isinstance(value, float):
         return value / 2
-    if value is None:  # the optional ones: a step, a count, a budget
-        return 3
+    if value is None:  # the optional ones: a switch left to the device (channels_last), a step, a count, a budget
+        return True if field_types(type(config))[name].kind is bool else 3
     return STR_VALUES.get(name, value)
 
 

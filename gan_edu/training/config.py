@@ -35,7 +35,7 @@ class TrainerConfig:
     balanced: bool = False  # draw every class equally often (with replacement): for unbalanced data
     # -- speed switches: safe defaults; see docs/performance.md for what each one buys ----------
     precision: str = "fp32"  # "fp32", "bf16" or "fp16": autocast of the forward passes; fp16 needs CUDA (GradScaler)
-    channels_last: bool = False  # NHWC layout of weights and batches: faster convolutions on tensor-core GPUs
+    channels_last: bool | None = None  # NHWC layout of weights and batches; None: on for the CPU (oneDNN's faster convolutions there), off elsewhere (on GPUs it pays under bf16/fp16)
     cudnn_benchmark: bool = True  # CUDA only: cuDNN times and keeps the fastest algorithm per shape (shapes are fixed)
     fused_optimizer: bool = True  # CUDA and CPU: fused Adam kernels (one launch / one pass for all parameters)
     compile: bool = False  # torch.compile the models' forward passes (not the loop): a slow start, then faster steps
