@@ -191,6 +191,8 @@ def main() -> None:
     if args.only:
         print(json.dumps(run_baseline(args) if args.only == "baseline" else run_gan_edu(args)))
         return
+    from sampling import load_average  # the sampling benchmark's, beside this file
+
     variants = parse_variants(args.variants) if args.variants else {"gan-edu": []}
     print(f"train speed, {args.dataset} {args.device}, width {args.width}, {args.steps} timed steps, precision {args.precision}"
           f"{'' if args.channels_last is None else ', channels-last' if args.channels_last else ', no channels-last'}{', compile' if args.compile else ''}{', cuda-graph' if args.cuda_graph else ''}"
@@ -235,13 +237,6 @@ def parse_variants(text: str) -> dict[str, list[str]]:
         variants[f"gan-edu {name}"] = flags
     return variants
 
-
-def load_average() -> str:
-    try:
-        with open("/proc/loadavg") as f:
-            return " ".join(f.read().split()[:3])
-    except OSError:
-        return "unknown"
 
 if __name__ == "__main__":
     main()
