@@ -277,3 +277,22 @@ def test_pipeline_reports_both_recipes_precision_recall_and_samples_from_the_sna
     md = (tmp_path / "exp" / "report.md").read_text()
     assert "c', reference recipe" in md and "| recall:" in md and "c' (reference recipe)" in md
     assert report["reference"]["c_prime_accuracy"] == saved["reference"]["c_prime_accuracy"]
+
+
+# -- the benchmark of G's cost per step ------------------------------------------------------------------
+@pytest.mark.slow  # the benchmark script, in a subprocess
+def test_generator_step_benchmark_times_each_model_and_prints_its_ratio():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "generator_step.py"
+    out = subprocess.run(
+        [sys.executable, str(script), "--shape", "1,16,16", "--width", "4", "--batch-size", "4", "--steps", "2", "--repeats", "2"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    rows = {line.split()[0]: line.split() for line in out.stdout.splitlines() if line.startswith("  ")}
+    assert sorted(rows) == ["cdcgan", "cdcgan-cbn"] and rows["cdcgan"][3] == "(1.00x"
+    assert all(float(r[1]) > 0 and len(r[-2:]) == 2 for r in rows.values())  # ms, and both rounds listed
+    assert "channels-last True" in out.stdout and "median of 2 x 2 steps" in out.stdout
