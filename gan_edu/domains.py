@@ -119,12 +119,23 @@ def _kind_of_text(annotation: Any) -> type:
 
 
 def check_domains(config: Any) -> None:
-    """Check every field of ``config`` declared with a domain; one line naming the first bad value."""
+    """Check every bool field of ``config`` and every field declared with a domain; one line naming the first bad value.
+
+    >>> @dataclasses.dataclass(frozen=True)
+    ... class Tiny:
+    ...     ema: bool = True
+    >>> check_domains(Tiny(ema="yes"))
+    Traceback (most recent call last):
+    gan_edu_runtime.errors.GanEduError: ema='yes': expected True or False
+    """
     for name, ft in field_types(type(config)).items():
-        if ft.domain is None or ft.domain in (INT, NUMBER):
-            continue
         value = getattr(config, name)
         if value is None and ft.optional:
+            continue
+        if ft.kind is bool:  # "no" or 0 from a config file would read as a truth value
+            check(isinstance(value, bool), f"{name}={value!r}: expected True{', False or None' if ft.optional else ' or False'}")
+            continue
+        if ft.domain is None or ft.domain in (INT, NUMBER):
             continue
         check(ft.domain.accepts(value), f"{name}={value!r}: expected {ft.domain.expected}{' or None' if ft.optional else ''}")
 

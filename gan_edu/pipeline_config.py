@@ -57,6 +57,7 @@ class PipelineConfig:
     g_channels: int | None = None  # generator width (None: the model's default)
     d_channels: int | None = None  # discriminator width
     spectral_norm: bool = False  # spectral normalisation of every D layer
+    minibatch_std: int | None = None  # DCGAN's D: group size of its minibatch standard deviation channel (ProGAN's 4); None or 0: none
     d_convs_per_stage: int | None = None  # SN projection D (cdcgan-snproj, cbn-snproj): 3x3 convs before each stride-2 one (None: SNGAN's 1; 0: the DCGAN mirror, ~3x cheaper on a CPU)
     gan: GANTrainerConfig = dataclasses.field(default_factory=lambda: GANTrainerConfig(batch_size=64))  # the GAN's training: the trainer class's config (batch 64 here)
     # -- the synthetic images -----------------------------------------------------------------------
@@ -156,6 +157,8 @@ class PipelineConfig:
             options["spectral_norm"] = True
         if self.d_convs_per_stage is not None:
             options["d_convs_per_stage"] = self.d_convs_per_stage
+        if self.minibatch_std:
+            options["minibatch_std"] = self.minibatch_std
         return options
 
     def experiment_wide(self) -> dict[str, Any]:

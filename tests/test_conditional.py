@@ -15,6 +15,7 @@ from gan_edu.models import (
     CBNGenerator,
     ConditionalBatchNorm2d,
     DCGANConfig,
+    MinibatchStd,
     SNProjectionDiscriminator,
     build_gan,
 )
@@ -277,6 +278,39 @@ def test_pipeline_reports_both_recipes_precision_recall_and_samples_from_the_sna
     md = (tmp_path / "exp" / "report.md").read_text()
     assert "c', reference recipe" in md and "| recall:" in md and "c' (reference recipe)" in md
     assert report["reference"]["c_prime_accuracy"] == saved["reference"]["c_prime_accuracy"]
+
+
+# -- the minibatch standard deviation channel --------------------------------------------------------------
+def test_minibatch_std_appends_each_groups_spread_to_its_own_images():
+    h = torch.zeros(4, 2, 3, 3)  # groups of 2: images 0 and 2 (group 0), 1 and 3 (group 1)
+    h[2] = 2.0  # group 0: values 0 and 2 everywhere, population std 1
+    h[1] = h[3] = 5.0  # group 1: the same image twice, no spread
+    out = MinibatchStd(2)(h)
+    assert out.shape == (4, 3, 3, 3) and torch.equal(out[:, :2], h)
+    assert torch.allclose(out[[0, 2], 2], torch.ones(2, 3, 3), atol=1e-6)
+    assert out[[1, 3], 2].abs().max() < 1e-3
+    odd = MinibatchStd(4)(torch.arange(6.0).reshape(6, 1, 1, 1))  # 6 images do not split into 4s: one group
+    assert torch.allclose(odd[:, 1], torch.full((6, 1, 1), torch.arange(6.0).std(correction=0).item()))
+
+
+def test_dcgan_d_with_minibatch_std_learns_from_the_spread_and_other_ds_refuse_it():
+    torch.manual_seed(0)
+    d = build_gan("cdcgan", image_shape=(1, 28, 28), num_classes=3, g_channels=4, d_channels=4, minibatch_std=4)[1]
+    assert d.head.in_channels == 8 + 1 and isinstance(d.minibatch_std, MinibatchStd)
+    x, y = torch.randn(8, 1, 28, 28), torch.tensor([0, 1, 2, 0, 1, 2, 0, 1])
+    d(x, y).sum().backward()
+    assert d.head.weight.grad[:, -1].abs().sum() > 0  # the spread channel reaches the logit
+    same = x[:1].expand(8, -1, -1, -1)
+    with torch.no_grad():
+        d.eval()
+        d.head.weight[:, -1] = 10.0  # make the channel count: a varied batch and a repeated one now differ
+        assert not torch.allclose(d(x, y)[0], d(torch.cat([x[:1], same[1:]]), y)[0])
+    assert build_gan("cdcgan", image_shape=(1, 28, 28), num_classes=3, g_channels=4, d_channels=4)[1].minibatch_std is None
+    with pytest.raises(GanEduError, match="minibatch_std=4 with SNProjectionDiscriminator: expected 0"):
+        build_gan("cdcgan-snproj", image_shape=(1, 28, 28), num_classes=3, minibatch_std=4)
+    for bad in (1, -2, 2.5, True):
+        with pytest.raises(GanEduError, match=r"minibatch_std=.*: expected 0 \(off\) or a group size in \[2, 1024\]"):
+            tiny_config(minibatch_std=bad)
 
 
 # -- the benchmark of G's cost per step ------------------------------------------------------------------

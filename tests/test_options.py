@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -317,3 +318,18 @@ def test_an_old_flat_report_is_understood(tmp_path):
     (folder / "report.json").write_text(json.dumps({"settings": ["not", "settings"]}))
     with pytest.raises(GanEduError, match="not a pipeline report; expected the report.json gan-edu pipeline wrote"):
         reusable_c(config.merged({"reuse_c": str(folder)}))
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"fused_optimizer": 1}, "fused_optimizer=1: expected True or False"),
+        ({"channels_last": "no"}, "channels_last='no': expected True, False or None"),
+        ({"ema": "yes"}, "ema='yes': expected True or False"),
+        ({"cudnn_benchmark": 0}, "cudnn_benchmark=0: expected True or False"),
+    ],
+)
+def test_bool_options_given_in_code_take_only_true_or_false(values, message):
+    with pytest.raises(GanEduError, match=re.escape(message)):
+        GANTrainerConfig(**values)
+    assert GANTrainerConfig(channels_last=None, fused_optimizer=False).channels_last is None  # None where the type allows it

@@ -222,14 +222,15 @@ def test_train_cli_flags_reach_the_config_and_survive_resume(tmp_path):
     run = tmp_path / "run"
     base = ["train", "--dataset", "shapes", "--num-images", "64", "--model", "cdcgan", "--g-channels", "4", "--d-channels", "4",
             "--batch-size", "16", "--no-progress", "--out", str(run)]
-    assert main([*base, "--epochs", "1", "--no-ema", "--diffaugment", "color,translation", "--spectral-norm", "--beta2", "0.99"]) == 0
+    assert main([*base, "--epochs", "1", "--no-ema", "--diffaugment", "color,translation", "--spectral-norm", "--beta2", "0.99", "--minibatch-std", "4"]) == 0
     config = json.loads((run / "config.json").read_text())
     assert config["trainer"]["ema"] is False and config["trainer"]["diffaugment"] == "color,translation"
     assert config["trainer"]["beta2"] == 0.99 and config["discriminator"]["config"]["spectral_norm"] is True
+    assert config["discriminator"]["config"]["minibatch_std"] == 4
     assert main(["train", "--resume", str(run), "--epochs", "2", "--no-progress"]) == 0
     config = json.loads((run / "config.json").read_text())
     assert config["trainer"]["epochs"] == 2 and config["trainer"]["diffaugment"] == "color,translation"
-    assert config["discriminator"]["config"]["spectral_norm"] is True
+    assert config["discriminator"]["config"]["spectral_norm"] is True and config["discriminator"]["config"]["minibatch_std"] == 4
     assert main([*base, "--overwrite", "--diffaugment", "zoom"]) == 2
 
 

@@ -84,6 +84,7 @@ def register(sub: Any) -> None:
     model.add_argument("--g-channels", type=positive_int, help="generator width (default 64)")
     model.add_argument("--d-channels", type=positive_int, help="discriminator width (default 64)")
     model.add_argument("--spectral-norm", action="store_true", help="spectral normalisation of every discriminator layer")
+    model.add_argument("--minibatch-std", type=non_negative_int, help="DCGAN's D: group size of a minibatch standard deviation channel before its head (ProGAN's 4; default 0: none)")
     model.add_argument("--d-convs-per-stage", type=non_negative_int, help="SN projection D (cdcgan-snproj, cbn-snproj): 3x3 convs before each stride-2 conv (default 1, as SNGAN; 0: the DCGAN mirror)")
     shapes = p.add_argument_group("shapes options")
     shapes.add_argument("--channels", type=int, choices=(1, 3), help="shapes only: 1 (grey) or 3 (RGB, default)")
@@ -142,7 +143,7 @@ def train(args: argparse.Namespace) -> int:
         if args.dataset == "shapes":
             options.update({k: v for k, v in (("channels", args.channels), ("n", args.num_images)) if v is not None})
         dataset = load_dataset(args.dataset, "train", **options)
-        model_config = {k: getattr(args, k) for k in ("latent_dim", "g_channels", "d_channels", "d_convs_per_stage") if getattr(args, k) is not None}
+        model_config = {k: getattr(args, k) for k in ("latent_dim", "g_channels", "d_channels", "d_convs_per_stage", "minibatch_std") if getattr(args, k) is not None}
         if args.spectral_norm:
             model_config["spectral_norm"] = True
         loss = get_loss(args.loss, **({"r1": args.r1} if args.r1 is not None else {}))

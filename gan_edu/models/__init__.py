@@ -21,7 +21,7 @@ from ..registry import Registry
 from .bank import BankConfig, GeneratorBank
 from .base import MODULE_CLASSES, Discriminator, GANConfig, Generator
 from .conditional import CBNGenerator, ConditionalBatchNorm2d, SNProjectionDiscriminator
-from .dcgan import DCGANConfig, DCGANDiscriminator, DCGANGenerator
+from .dcgan import DCGANConfig, DCGANDiscriminator, DCGANGenerator, MinibatchStd
 from .ref000_dcgan import Ref000Config, Ref000Discriminator, Ref000Generator
 from .ref001_conv import Ref001ConvConfig, Ref001ConvDiscriminator, Ref001ConvGenerator
 from .ref001_lin import Ref001LinConfig, Ref001LinDiscriminator, Ref001LinGenerator
@@ -193,6 +193,7 @@ __all__ = [
     "DCGANConfig",
     "DCGANDiscriminator",
     "DCGANGenerator",
+    "MinibatchStd",
     "Ref000Config",
     "Ref000Discriminator",
     "Ref000Generator",

@@ -129,6 +129,7 @@ class SNProjectionDiscriminator(Discriminator):
 
     def __init__(self, config: DCGANConfig) -> None:
         super().__init__(config)
+        check(config.minibatch_std == 0, f"minibatch_std={config.minibatch_std} with {type(self).__name__}: expected 0; the minibatch standard deviation channel is DCGANDiscriminator's (models cdcgan, cdcgan-cbn, dcgan)")
         c, size, _ = config.image_shape
         _, k = doublings(size)
         widths = [config.d_channels * 2**i for i in range(k)]  # e.g. 32x32: [ndf, 2ndf, 4ndf]

@@ -30,7 +30,11 @@ Deviations from the paper, each deliberate:
    ``<embed(y), sum_hw(h)>`` to its logit (Miyato & Koyama, "cGANs with Projection
    Discriminator", ICLR 2018).
 4. Batch-norm scales are initialised from N(1, 0.02) and biases to 0, as the PyTorch examples do.
-5. Optional auxiliary class head (``aux_head``, Odena et al., "Conditional Image Synthesis with
+5. Optional minibatch standard deviation (``minibatch_std``, Karras et al., "Progressive Growing
+   of GANs", ICLR 2018): D's last features get one more channel, how much the images of a small
+   group of the batch differ from each other, so a G that makes the same image again and again
+   is told apart from the varied real batch (:class:`MinibatchStd`).
+6. Optional auxiliary class head (``aux_head``, Odena et al., "Conditional Image Synthesis with
    Auxiliary Classifier GANs", ICML 2017): a linear layer from D's pooled features to class
    logits, returned beside the logit by ``forward(..., with_classes=True)`` for
    :class:`~gan_edu.training.acgan.ACGANTrainer`.
@@ -65,6 +69,7 @@ class DCGANConfig(GANConfig):
     class_input: bool = True  # CBNGenerator: also concatenate the class embedding to z (False: the class acts through the norms only, as in SNGAN)
     d_convs_per_stage: int = 1  # SNProjectionDiscriminator: 3x3 stride-1 convs before each 4x4 stride-2 one (1 as in SNGAN's standard CNN; 0: the DCGAN mirror)
     d_slope: float = 0.1  # SNProjectionDiscriminator: its LeakyReLU slope (0.1 as in SNGAN)
+    minibatch_std: int = 0  # DCGANDiscriminator: group size of the minibatch standard deviation channel before its head (Karras et al. 2018; 4 as there); 0: none
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -73,6 +78,10 @@ class DCGANConfig(GANConfig):
         check(not self.aux_head or self.num_classes is not None, "aux_head=True with num_classes=None: expected a conditional model (the head predicts the class)")
         check(isinstance(self.d_convs_per_stage, int) and 0 <= self.d_convs_per_stage <= 4, f"d_convs_per_stage={self.d_convs_per_stage!r}: expected an int in [0, 4]")
         check(isinstance(self.d_slope, (int, float)) and 0 <= self.d_slope < 1, f"d_slope={self.d_slope!r}: expected a LeakyReLU slope in [0, 1)")
+        check(
+            isinstance(self.minibatch_std, int) and not isinstance(self.minibatch_std, bool) and (self.minibatch_std == 0 or 2 <= self.minibatch_std <= 1024),
+            f"minibatch_std={self.minibatch_std!r}: expected 0 (off) or a group size in [2, 1024]",
+        )
         check(self.image_shape[1] == self.image_shape[2], f"image_shape={self.image_shape}: expected square images (H == W)")
         doublings(self.image_shape[1])  # raises for sizes the stride-2 stack cannot make
 
@@ -156,7 +165,8 @@ class DCGANDiscriminator(Discriminator):
             # (N, widths[i-1], s, s) -> (N, widths[i], s/2, s/2)
             layers += [nn.Conv2d(widths[i - 1], widths[i], 4, 2, 1, bias=False), nn.BatchNorm2d(widths[i]), nn.LeakyReLU(0.2, inplace=True)]
         self.features = nn.Sequential(*layers)  # -> (N, widths[-1], base, base)
-        self.head = nn.Conv2d(widths[-1], 1, base, 1, 0, bias=False)  # -> (N, 1, 1, 1): one logit
+        self.minibatch_std = MinibatchStd(config.minibatch_std) if config.minibatch_std else None  # -> (N, widths[-1] + 1, base, base)
+        self.head = nn.Conv2d(widths[-1] + (1 if self.minibatch_std else 0), 1, base, 1, 0, bias=False)  # -> (N, 1, 1, 1): one logit
         if config.num_classes is not None:
             self.embed = nn.Embedding(config.num_classes, widths[-1])  # projection: y -> (F,)
         if config.aux_head:
@@ -166,13 +176,45 @@ class DCGANDiscriminator(Discriminator):
     def forward(self, images: torch.Tensor, labels: torch.Tensor | None = None, *, with_classes: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """``(N, C, H, W)`` images to ``(N,)`` logits; ``with_classes`` (an ``aux_head`` D): also ``(N, K)`` class logits."""
         h = self.features(images)  # (N, F, base, base)
-        logits = self.head(h).flatten()  # (N,)
+        logits = self.head(self.minibatch_std(h) if self.minibatch_std else h).flatten()  # (N,)
         if self.num_classes is not None:
             assert labels is not None, "conditional discriminator needs labels"
             logits = logits + (self.embed(labels) * h.sum(dim=(2, 3))).sum(dim=1)  # + <embed(y), sum_hw h>
         if with_classes:
             return logits, class_logits(self, h.sum(dim=(2, 3)))  # (N,), (N, K)
         return logits
+
+
+class MinibatchStd(nn.Module):
+    """Appends one channel to D's features: how much the images of a group differ (Karras et al. 2018).
+
+    The batch is split into groups of ``group`` images (image ``i`` in group ``i % (N / group)``,
+    as in ProGAN); for each group the standard deviation of every feature over its images,
+    averaged over features and positions, is one number, broadcast as a constant channel to the
+    group's images. Real batches vary; a generator that covers only part of the data makes groups
+    that vary less, and D can see it. A batch that does not split into whole groups is one group.
+
+    Args:
+        group: images per group (>= 2).
+
+    >>> same = torch.ones(4, 3, 2, 2)  # four identical images: no spread
+    >>> MinibatchStd(2)(same)[:, 3].abs().max() < 1e-3, MinibatchStd(2)(same).shape
+    (tensor(True), torch.Size([4, 4, 2, 2]))
+    """
+
+    def __init__(self, group: int) -> None:
+        super().__init__()
+        check(isinstance(group, int) and group >= 2, f"group={group!r}: expected an int >= 2 (a group of one has no spread)")
+        self.group = group
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        n, f, height, width = h.shape
+        g = self.group if n % self.group == 0 else n
+        y = h.float().reshape(g, n // g, f, height, width)  # (g, groups, F, H, W): member j of every group
+        centred = y - y.mean(dim=0)  # (torch.var over this layout's dim 0 is many times slower on a CPU)
+        spread = (centred.square().mean(dim=0) + 1e-8).sqrt().mean(dim=(1, 2, 3))  # (groups,): population std, averaged
+        channel = spread.repeat(g).to(h.dtype)[:, None, None, None].expand(n, 1, height, width)  # image i gets its group's, i % groups
+        return torch.cat([h, channel], dim=1)  # (N, F + 1, H, W)
 
 
 def class_logits(discriminator: Discriminator, pooled: torch.Tensor) -> torch.Tensor:

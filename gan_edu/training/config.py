@@ -58,7 +58,6 @@ class TrainerConfig:
 
             check_tensorboard()  # a missing package is one line now, not a traceback after the first epoch
         check(self.precision in PRECISIONS, f"precision={self.precision!r}: expected one of {', '.join(PRECISIONS)}")
-        check(isinstance(self.cuda_graph, bool), f"cuda_graph={self.cuda_graph!r}: expected True or False")
         device = resolve_device(self.device)  # fails early on a nonsense device
         check(
             self.precision != "fp16" or device.type == "cuda",
@@ -104,6 +103,5 @@ class GANTrainerConfig(TrainerConfig):
         for name in ("beta1", "beta2"):
             value = getattr(self, name)
             check(isinstance(value, (int, float)) and 0 <= value < 1, f"{name}={value!r}: expected a value in [0, 1)")
-        check(isinstance(self.ema, bool), f"ema={self.ema!r}: expected True or False")
         check(isinstance(self.ema_decay, float) and 0 <= self.ema_decay < 1, f"ema_decay={self.ema_decay!r}: expected a float in [0, 1)")
         parse_policy(self.diffaugment)  # one line naming a bad transform

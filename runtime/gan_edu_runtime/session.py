@@ -155,9 +155,7 @@ class GraphSession:
             raise GanEduError(cuda_start_error())  # onnxruntime fell back to the CPU: the caller asked for CUDA
         self.info = GeneratorInfo.from_props(self.session.get_modelmeta().custom_metadata_map, str(path))
         self.providers = self.session.get_providers()
-        self.on_cuda = self.providers[0] == "CUDAExecutionProvider"
-        if self.on_cuda:
-            self.workers = 1
+        self.on_cuda = self.providers[0] == "CUDAExecutionProvider"  # (only when asked for: then workers is 1)
         self._cuda_outputs = threading.local()  # per thread: {batch shape: OrtValue on the GPU}
         inputs = {i.name: i for i in self.session.get_inputs()}
         expected = [Z_INPUT] + ([LABELS_INPUT] if self.info.num_classes is not None else [])
@@ -221,7 +219,7 @@ class GraphSession:
             future.result()  # re-raises a worker's error
 
     def _bound_run(self, z: np.ndarray, labels: np.ndarray | None, out: np.ndarray) -> None:
-        if self.on_cuda or not out.flags.c_contiguous:
+        if not out.flags.c_contiguous:  # (on CUDA, workers is 1: one block)
             self._bound_run_block(z, labels, out)
             return
         self._in_blocks(len(z), lambda a, b: self._bound_run_block(z[a:b], None if labels is None else labels[a:b], out[a:b]))
