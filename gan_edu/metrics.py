@@ -190,3 +190,67 @@ def per_class_precision_recall(real: np.ndarray, real_labels: Any, fake: np.ndar
         r, f = np.asarray(real)[y_real == c], np.asarray(fake)[y_fake == c]
         out.append(precision_recall(r, f, k=k) if min(len(r), len(f)) > k else {"precision": None, "recall": None})
     return out
+
+
+def kmeans(features: np.ndarray, k: int, *, seed: int = 0, rounds: int = 50, restarts: int = 4) -> np.ndarray:
+    """``(k, F)`` centres of ``features (N, F)`` by Lloyd's algorithm from k-means++ starts.
+
+    ``restarts`` runs from different starts, keeping the one with the smallest sum of squared
+    distances (one k-means++ start can put two centres in one cluster). Deterministic for a
+    ``seed``. A centre left without points stays where it was.
+
+    >>> x = np.concatenate([np.zeros((50, 2)), np.full((50, 2), 10.0)])
+    >>> np.round(sorted(kmeans(x, 2)[:, 0]), 3).tolist()
+    [0.0, 10.0]
+    """
+    x = np.asarray(features, dtype=np.float64)
+    check(x.ndim == 2 and isinstance(k, int) and 1 <= k <= len(x), f"k={k!r} for features of shape {x.shape}: expected (N, F) and 1 <= k <= N")
+    check(isinstance(restarts, int) and restarts >= 1, f"restarts={restarts!r}: expected an int >= 1")
+    rng = np.random.default_rng(seed)
+    best, best_cost = x[:k], np.inf
+    for _ in range(restarts):
+        centres = x[rng.integers(len(x))][None]  # k-means++: each next centre drawn with probability ~ squared distance
+        for _ in range(k - 1):
+            d = _squared_distances(x, centres).min(1)
+            centres = np.vstack([centres, x[rng.choice(len(x), p=d / d.sum()) if d.sum() > 0 else rng.integers(len(x))]])
+        for _ in range(rounds):
+            nearest = _squared_distances(x, centres).argmin(1)
+            moved = np.stack([x[nearest == j].mean(0) if (nearest == j).any() else centres[j] for j in range(k)])
+            if np.allclose(moved, centres):
+                break
+            centres = moved
+        cost = _squared_distances(x, centres).min(1).sum()
+        if cost < best_cost:
+            best, best_cost = centres, cost
+    return best
+
+
+def nearest_centre(features: np.ndarray, centres: np.ndarray) -> np.ndarray:
+    """``(N,)`` index of the nearest of ``centres (k, F)`` for each row of ``features (N, F)``."""
+    return _squared_distances(np.asarray(features, dtype=np.float64), np.asarray(centres, dtype=np.float64)).argmin(1)
+
+
+def mode_shares(real: np.ndarray, fake: np.ndarray, *, modes: int = 8, seed: int = 0, centres: np.ndarray | None = None) -> list[dict[str, float]]:
+    """How often the generator draws each style (mode) of a class, against how often the data has it.
+
+    The real features ``(N, F)`` of one class are split into ``modes`` clusters (:func:`kmeans`);
+    each generated feature ``(M, F)`` goes to its nearest cluster. A row per cluster, largest real
+    share first: ``{"mode", "real_share", "fake_share"}``. A mode with a real share well above zero
+    and a fake share near zero is a style the generator dropped; precision and recall cannot say
+    which styles are missing, this can (docs/quality.md). ``centres (k, F)``: clusters found
+    already (:func:`kmeans` of ``real``), instead of finding them here.
+
+    >>> rng = np.random.default_rng(0)
+    >>> a, b = rng.normal(0, 1, (90, 2)), rng.normal(20, 1, (10, 2))  # a common style and a rare one
+    >>> [(r["real_share"], r["fake_share"]) for r in mode_shares(np.vstack([a, b]), a[:50], modes=2)]  # a generator of the common style only
+    [(0.9, 1.0), (0.1, 0.0)]
+    """
+    real, fake = np.asarray(real, dtype=np.float64), np.asarray(fake, dtype=np.float64)
+    check(real.ndim == 2 and fake.ndim == 2 and real.shape[1] == fake.shape[1] and len(fake) > 0,
+          f"features of shapes {real.shape} and {fake.shape}: expected (N, F) and (M, F) with M > 0")
+    centres = kmeans(real, modes, seed=seed) if centres is None else np.asarray(centres, dtype=np.float64)
+    modes = len(centres)
+    real_share = np.bincount(nearest_centre(real, centres), minlength=modes) / len(real)
+    fake_share = np.bincount(nearest_centre(fake, centres), minlength=modes) / len(fake)
+    order = np.argsort(-real_share, kind="stable")
+    return [{"mode": int(j), "real_share": round(float(real_share[j]), 4), "fake_share": round(float(fake_share[j]), 4)} for j in order]

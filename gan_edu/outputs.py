@@ -22,6 +22,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from gan_edu_runtime.cache import CACHE_TAG
+
 from .errors import DiskFull, GanEduError, check
 from .io import DISK_FULL, check_writable
 
@@ -50,15 +52,18 @@ BANK_FILES = (
     *(rf"class_\d+_[^/]+/{f}" for f in RUN_FILES),
 )
 
-#: Files of a c vs c' experiment (``gan-edu pipeline``): the report, the export, the GAN and the two classifiers.
+#: Files of a c vs c' experiment (``gan-edu pipeline``): the report, the export (with the optimized
+#: graph the exporter caches beside it, ``.generator.optimized-KEY.onnx``), the GAN and the classifiers
+#: (c and c', and the reference recipe's pair).
 EXPERIMENT_FILES = (
     r"report\.(json|md)",
     r"(confusion|per_class_accuracy|samples_per_class)\.png",
     r"synthetic_preview\.npz",
     r"generator\.(onnx|json)",
     r"generator\.class\d+\.onnx",
+    rf"\.generator(\.class\d+)?{re.escape(CACHE_TAG)}[0-9a-f]+\.onnx",
     *(rf"gan/{f}" for f in (*RUN_FILES, *BANK_FILES)),
-    *(rf"(c|c_prime)/{f}" for f in RUN_FILES),
+    *(rf"(c|c_prime|c_reference|c_prime_reference)/{f}" for f in RUN_FILES),
 )
 
 #: A temporary file of an atomic write cut off by a kill (``.NAME.XXXXXXXX.tmp``), anywhere.

@@ -19,7 +19,15 @@ from gan_edu.models import (
     SNProjectionDiscriminator,
     build_gan,
 )
-from gan_edu.training import ACGANTrainer, ACGANTrainerConfig, GANTrainer, GANTrainerConfig
+from gan_edu.training import (
+    ACGANTrainer,
+    ACGANTrainerConfig,
+    GANTrainer,
+    GANTrainerConfig,
+    ModeSeekingTrainer,
+    ModeSeekingTrainerConfig,
+    mode_seeking_term,
+)
 from gan_edu.training.pictures import snapshot_dirs
 from gan_edu.training.runs import new_gan_run, resume_gan_run
 
@@ -170,14 +178,55 @@ def test_acgan_refuses_a_discriminator_without_a_class_head(shapes):
         ACGANTrainerConfig(ac_weight=-1.0)
 
 
-def test_ac_weight_zero_leaves_the_plain_objectives(shapes):
+@pytest.mark.parametrize("config", [ACGANTrainerConfig(batch_size=32, ac_weight=0.0, progress=False),
+                                    ModeSeekingTrainerConfig(batch_size=32, mode_seeking_weight=0.0, progress=False)], ids=["acgan", "mode-seeking"])
+def test_a_zero_weight_leaves_the_plain_objectives(shapes, config):
+    trainer_class = {ACGANTrainerConfig: "ACGANTrainer", ModeSeekingTrainerConfig: "ModeSeekingTrainer"}[type(config)]
     torch.manual_seed(0)
-    ac = new_gan_run("cdcgan", shapes, config=ACGANTrainerConfig(batch_size=32, ac_weight=0.0, progress=False), trainer_class="ACGANTrainer", g_channels=4, d_channels=4)
-    torch.manual_seed(0)
-    plain = new_gan_run("cdcgan", shapes, config=GANTrainerConfig(batch_size=32, progress=False), trainer_class=GANTrainer, g_channels=4, d_channels=4, aux_head=True)
+    variant = new_gan_run("cdcgan", shapes, config=config, trainer_class=trainer_class, g_channels=4, d_channels=4)
+    torch.manual_seed(0)  # the same weights; AC-GAN's D has its class head, unused by the plain objectives
+    plain = new_gan_run("cdcgan", shapes, config=GANTrainerConfig(batch_size=32, progress=False), trainer_class=GANTrainer, g_channels=4, d_channels=4,
+                        aux_head=variant.discriminator.config.aux_head)
     batch = (shapes.images[:32].float() / 127.5 - 1, shapes.labels[:32])
-    a, p = ac.train_step(batch), plain.train_step(batch)
+    a, p = variant.train_step(batch), plain.train_step(batch)  # the same noise (the mode-seeking trainer keeps what G used)
     assert abs(float(a["d_loss"]) - float(p["d_loss"])) < 1e-5 and abs(float(a["g_loss"]) - float(p["g_loss"])) < 1e-5
+
+
+# -- the mode-seeking term (MSGAN) ------------------------------------------------------------------------
+def test_mode_seeking_term_pairs_images_of_one_class_by_hand():
+    z = torch.tensor([[0.0, 0.0], [2.0, 2.0], [1.0, 0.0], [0.0, 0.0], [5.0, 5.0]])  # (5, 2)
+    x = torch.tensor([4.0, 1.0, 0.0, 3.0, 7.0]).view(5, 1, 1, 1)
+    labels = torch.tensor([1, 1, 0, 1, 2])  # sorted: 2 (class 0); 0, 1, 3 (class 1); 4 (class 2)
+    # pairs of neighbours of one class: (0, 1): |4-1| / 2 = 1.5, (1, 3): |1-3| / 2 = 1; class 0 and 2 have one image each
+    assert float(mode_seeking_term(x, z, labels)) == pytest.approx(1 / (1.25 + 1e-5), rel=1e-6)
+    # unconditional: image i with image i + 2 (the fifth has no partner): |4-0| / 0.5 = 8, |1-3| / 2 = 1
+    assert float(mode_seeking_term(x, z, None)) == pytest.approx(1 / (4.5 + 1e-5), rel=1e-6)
+    lonely = mode_seeking_term(x[:3], z[:3], torch.tensor([0, 1, 2]))  # no two of one class: a constant, no pairs
+    assert float(lonely) == pytest.approx(1e5)
+    # its gradient pushes two images of one class apart
+    pair = torch.tensor([0.0, 0.1]).view(2, 1, 1, 1).requires_grad_(True)
+    mode_seeking_term(pair, torch.tensor([[0.0], [1.0]]), torch.tensor([4, 4])).backward()
+    assert float(pair.grad[0]) > 0 > float(pair.grad[1])  # descending moves image 0 down and image 1 up
+
+
+def test_mode_seeking_trainer_adds_the_weighted_term_and_logs_it(shapes, tmp_path):
+    torch.manual_seed(0)
+    cfg = ModeSeekingTrainerConfig(epochs=1, batch_size=32, mode_seeking_weight=0.5, progress=False, ema=False)
+    trainer = new_gan_run("cdcgan", shapes, config=cfg, trainer_class="ModeSeekingTrainer", out_dir=tmp_path / "run", g_channels=4, d_channels=4)
+    labels = torch.randint(0, 10, (32,))
+    fake = trainer.fake_batch(32, labels)
+    assert trainer.latents.shape == (32, trainer.generator.latent_dim)
+    (fake_logits,) = trainer.discriminate((fake, labels))
+    terms = trainer.generator_objective(fake_logits, fake=fake, labels=labels)
+    assert torch.allclose(terms["g_loss"], trainer.loss.generator_loss(fake_logits))
+    assert torch.allclose(terms["g_mode_seeking"], 0.5 * mode_seeking_term(fake, trainer.latents, labels))
+    trainer.fit(shapes)
+    steps = [r for r in trainer.history if r["kind"] == "step"] or trainer.history
+    assert all(r["g_mode_seeking"] > 0 for r in steps)
+    resumed, _ = resume_gan_run(tmp_path / "run", epochs=2)  # the run records its trainer and weight
+    assert type(resumed) is ModeSeekingTrainer and resumed.config.mode_seeking_weight == 0.5
+    with pytest.raises(GanEduError, match="mode_seeking_weight=-1.0: expected a number >= 0"):
+        ModeSeekingTrainerConfig(mode_seeking_weight=-1.0)
 
 
 # -- snapshots of G ---------------------------------------------------------------------------------------

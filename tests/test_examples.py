@@ -34,7 +34,7 @@ def png_size(path: Path) -> tuple[int, int]:
 
 
 def test_every_example_is_tested():
-    tested = {"train_cifar10", "conditional", "per_class_bank", "custom_loss", "export_and_sample", "pipeline", "onnx_app"}
+    tested = {"train_cifar10", "conditional", "per_class_bank", "custom_loss", "export_and_sample", "pipeline", "onnx_app", "mode_shares"}
     assert {p.stem for p in EXAMPLES.glob("*.py")} == tested
 
 
@@ -106,9 +106,28 @@ def test_export_and_sample_of_a_missing_run(tmp_path, capsys):
 
 @pytest.mark.slow  # the whole c vs c' experiment
 def test_pipeline(tmp_path, capsys):
-    args = ["--images", "160", "--gan-max-steps", "1", "--width", "4", "--classifier-max-steps", "1", "--classifier-width", "4", "--out", str(tmp_path / "p")]
+    # 40 classifier steps: enough for c and c' to disagree on some class, which the mode_shares check below needs
+    args = ["--images", "160", "--gan-max-steps", "1", "--width", "4", "--classifier-max-steps", "40", "--classifier-width", "4", "--out", str(tmp_path / "p")]
     assert load_example("pipeline").main(args) == 0
     report = json.loads((tmp_path / "p" / "report.json").read_text())
     cm = np.array(report["confusion"]["c_prime"])
     assert report["c_prime_accuracy"] == pytest.approx(np.trace(cm) / cm.sum()) and cm.sum() == report["sizes"]["evaluation"]
     assert "a gap of" in capsys.readouterr().out
+
+    # mode_shares.py on the same experiment: its per-style recalls add up to the report's per-class c'
+    modes = load_example("mode_shares")
+    cm_c = np.array(report["confusion"]["c"])
+    label = next(k for k in range(len(cm)) if cm[k, k] != cm_c[k, k])  # a class c and c' recall differently: a mix-up of the two shows
+    assert modes.main([str(tmp_path / "p"), "--class", str(label), "--modes", "3", "--images", "30", "--out", str(tmp_path / "m")]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].split()[:3] == ["mode", "real", "generated"] and len(table) == 4
+    rows = json.loads((tmp_path / "m" / "modes.json").read_text())["modes"]
+    assert sum(r["real_share"] for r in rows) == pytest.approx(1.0, abs=1e-3) and sum(r["fake_share"] for r in rows) == pytest.approx(1.0, abs=1e-3)
+    assert sum(r["eval_images"] for r in rows) == cm[label].sum()  # every evaluation image of the class in one style
+    for name, confusion in (("c_prime", cm), ("c", cm_c)):
+        right = sum(r[f"{name}_recall"] * r["eval_images"] for r in rows if r["eval_images"])
+        assert right / confusion[label].sum() == pytest.approx(confusion[label, label] / confusion[label].sum(), abs=1e-3), name
+    assert {p.name for p in (tmp_path / "m").glob("mode_*.png")} == {f"mode_{r['mode']:02d}.png" for r in rows}
+    assert modes.main([str(tmp_path / "p"), "--class", "99"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "--class 99" in err

@@ -13,6 +13,9 @@ from gan_edu.metrics import (
     colour_statistics,
     confusion_matrix,
     frechet_distance,
+    kmeans,
+    mode_shares,
+    nearest_centre,
     per_class_accuracy,
 )
 
@@ -58,6 +61,43 @@ def test_histogram_and_colour_statistics_by_hand():
     assert stats[0] == {"count": 2, "mean": [20.0, 20.0, 20.0], "spread": 10.0}
     assert stats[1]["mean"] == [0.0, 0.0, 200.0] and stats[1]["spread"] == 0.0
     assert stats[2] == {"count": 0, "mean": None, "spread": None}
+
+
+def three_styles(rng, n):
+    """Features of one class with three styles (well-separated blobs) in shares 0.6, 0.3, 0.1."""
+    sizes = [int(n * 0.6), int(n * 0.3), n - int(n * 0.6) - int(n * 0.3)]
+    centres = np.array([[0.0, 0.0, 0.0], [30.0, 0.0, 0.0], [0.0, 30.0, 0.0]])
+    return np.concatenate([rng.normal(c, 1.0, (k, 3)) for c, k in zip(centres, sizes)]), centres
+
+
+def test_kmeans_finds_separated_styles_and_assigns_points_to_them():
+    rng = np.random.default_rng(1)
+    x, truth = three_styles(rng, 1000)
+    found = kmeans(x, 3, seed=0)
+    match = nearest_centre(truth, found)  # each true centre's nearest found centre
+    assert sorted(match.tolist()) == [0, 1, 2]  # one found centre per style
+    assert np.abs(found[match] - truth).max() < 0.3  # at the style's mean (1,000 points, unit spread)
+    assert (nearest_centre(x[:600], found) == match[0]).all() and (nearest_centre(x[900:], found) == match[2]).all()
+    assert np.array_equal(kmeans(x, 3, seed=0), found)  # deterministic for a seed
+    with pytest.raises(GanEduError, match="k=0"):
+        kmeans(x, 0)
+
+
+def test_mode_shares_show_a_dropped_style_and_a_doubled_one():
+    rng = np.random.default_rng(2)
+    real, _ = three_styles(rng, 2000)
+    # a "generator" that never draws the rare style and draws the second one twice as often as the data
+    fake = np.concatenate([rng.normal((0.0, 0.0, 0.0), 1.0, (400, 3)), rng.normal((30.0, 0.0, 0.0), 1.0, (600, 3))])
+    rows = mode_shares(real, fake, modes=3)
+    assert [r["real_share"] for r in rows] == [0.6, 0.3, 0.1]  # largest real share first
+    assert [r["fake_share"] for r in rows] == [0.4, 0.6, 0.0]
+    assert sorted(r["mode"] for r in rows) == [0, 1, 2]
+    same = mode_shares(real, real, modes=3)  # the data against itself: every share equal
+    assert all(r["real_share"] == r["fake_share"] for r in same)
+    given = mode_shares(real, fake, centres=kmeans(real, 3))  # clusters found beforehand: the same table
+    assert given == rows
+    with pytest.raises(GanEduError, match=r"\(0, 3\)"):
+        mode_shares(real, fake[:0])
 
 
 def test_random_crop_moves_content_within_the_padding():

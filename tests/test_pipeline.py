@@ -115,6 +115,9 @@ def test_tiny_pipeline_end_to_end(tmp_path, capsys):
         assert (out / name).is_file(), name
     assert "GAN-train" in capsys.readouterr().out
     assert main(argv) == 2  # never overwritten without --overwrite
+    from gan_edu.outputs import EXPERIMENT_FILES, foreign_files
+    assert (out / "c_prime_reference" / "classifier" / "model.safetensors").is_file() and list(out.glob(".generator.optimized-*.onnx"))
+    assert foreign_files(out, EXPERIMENT_FILES) == []  # every file the run wrote is its own: --overwrite may replace it
     # the settings, nested by stage, round-trip through report.json, as data and as a --config file
     config = pipeline_config(build_parser("pipeline").parse_args(argv))
     assert report["settings"]["gan"]["batch_size"] == 32 and report["settings"]["classifier"]["max_steps"] == 3

@@ -6,6 +6,7 @@ from .acgan import ACGANTrainer, ACGANTrainerConfig
 from .callbacks import Callback
 from .checkpoint import load_checkpoint, save_checkpoint
 from .gan_trainer import GANTrainer, GANTrainerConfig, LossCurves, SampleGrid, SaveModels
+from .mode_seeking import ModeSeekingTrainer, ModeSeekingTrainerConfig, mode_seeking_term
 from .registry import TRAINERS, get_trainer_class, register_trainer
 from .trainer import (
     Trainer,
@@ -23,6 +24,8 @@ __all__ = [
     "GANTrainer",
     "GANTrainerConfig",
     "LossCurves",
+    "ModeSeekingTrainer",
+    "ModeSeekingTrainerConfig",
     "SampleGrid",
     "SaveModels",
     "TRAINERS",
@@ -32,6 +35,7 @@ __all__ = [
     "TrainingInterrupted",
     "get_trainer_class",
     "load_checkpoint",
+    "mode_seeking_term",
     "read_history",
     "register_trainer",
     "resolve_device",

@@ -237,9 +237,12 @@ class GANTrainer(Trainer):
         Under torchrun ``n`` is this process's slice of the global batch; the noise is the global
         batch's, sliced, so the run draws the same noise whatever the number of processes.
         """
+        return self.g_forward(self.latent_batch(n), labels)
+
+    def latent_batch(self, n: int) -> torch.Tensor:
+        """Fresh noise ``(n, latent_dim)`` from the run's seeded stream: this process's slice of the global batch's."""
         z = self.generator.sample_latent(n * self.world.size, generator=self.noise, device=self.device)  # (global N, latent_dim), same on every rank
-        z = self.world.slice(z)  # (n, latent_dim): this process's part
-        return self.g_forward(z, labels)
+        return self.world.slice(z)  # (n, latent_dim): this process's part
 
     def discriminator_objective(
         self, real_logits: torch.Tensor, fake_logits: torch.Tensor, *, real: torch.Tensor, fake: torch.Tensor, labels: torch.Tensor | None
