@@ -14,6 +14,21 @@ from gan_edu.cli import main
 TINY = ["--num-images", "64", "--batch-size", "16", "--g-channels", "4", "--d-channels", "4", "--no-progress", "--log-every", "2"]
 
 
+def test_train_help_names_the_registered_trainers(capsys, monkeypatch):
+    from gan_edu.training import TRAINERS, GANTrainer
+
+    class HelpListedGANTrainer(GANTrainer):  # a script's own class, registered before the parser is built
+        pass
+
+    monkeypatch.setitem(TRAINERS, "HelpListedGANTrainer", HelpListedGANTrainer)  # registered for this test only
+
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for name in ("GANTrainer", "ACGANTrainer", "ModeSeekingTrainer", "HelpListedGANTrainer"):
+        assert f"{name}," in text, name
+
+
 @pytest.mark.slow  # a gan-edu process
 def test_version():
     out = subprocess.run([sys.executable, "-m", "gan_edu", "--version"], capture_output=True, text=True, check=True)

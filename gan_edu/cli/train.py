@@ -65,7 +65,8 @@ def register(sub: Any) -> None:
         registry.load_entry_point(strict=False)
     p.add_argument("--model", choices=list(MODELS), help="registry model (default dcgan)")
     p.add_argument("--loss", choices=list(LOSSES), help="GAN loss (default non-saturating)")
-    p.add_argument("--trainer", metavar="NAME", help="registered trainer class (default GANTrainer; yours: docs/training.md)")
+    p.add_argument("--trainer", metavar="NAME", help=f"registered trainer class: {', '.join(TRAINERS.names())}, or an installed "
+                   "package's (default GANTrainer; yours: docs/training.md)")
     p.add_argument("--r1", type=positive_float, metavar="GAMMA", help="add the R1 penalty GAMMA/2 ||grad D(x)||^2 on real images, to any loss; "
                    "refused under torchrun (not averaged across processes), and the step then runs eagerly under --cuda-graph")
     p.add_argument("--per-class", action="store_true", help="train one G/D pair per class into one bank folder (a generator bank)")
