@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> list[dict]:
     real_f, fake_f, held_f = (predict(c, x, features=True).numpy() for x in (real, fake, held))
     centres = kmeans(real_f, args.modes, seed=args.seed)
     rows = mode_shares(real_f, fake_f, centres=centres)
-    held_mode, real_mode, fake_mode = (nearest_centre(f, centres) for f in (held_f, real_f, fake_f))
+    held_mode = nearest_centre(held_f, centres)
     right = {name: (predict(model, held).numpy() == args.label) for name, model in (("c", c), ("c_prime", c_prime))}
     for r in rows:
         here = held_mode == r["mode"]
@@ -78,6 +78,7 @@ def run(args: argparse.Namespace) -> list[dict]:
             r[f"{name}_recall"] = round(float(ok[here].mean()), 4) if here.any() else None
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)
+        real_mode, fake_mode = nearest_centre(real_f, centres), nearest_centre(fake_f, centres)  # for the pictures only
         for r in rows:
             pictures = torch.cat([real[torch.from_numpy(real_mode == r["mode"])][:10], fake[torch.from_numpy(fake_mode == r["mode"])][:10]])
             grid = image_grid(pictures.permute(0, 2, 3, 1).numpy(), 10)  # real row, then generated row
