@@ -15,7 +15,8 @@ records gan-edu's step as a CUDA graph (its warm-up and recording fall in the un
 ``--variants`` times several gan-edu settings against the same baseline runs, one row each, so
 the CPU options can be compared in one run (each variant is ``+``-joined switches:
 ``channels-last``, ``nchw`` (channels-last off), ``compile``, ``fused`` / ``no-fused`` (fused or
-foreach Adam), ``threads1`` (one torch thread), ``no-ema``; ``default`` is gan-edu's defaults)::
+foreach Adam), ``threads1`` (one torch thread), ``no-ema``, ``bf16`` (bfloat16 autocast: other
+arithmetic, so a speed row, not a recipe); ``default`` is gan-edu's defaults)::
 
     python benchmarks/train_speed.py --variants default,nchw,no-fused,threads1,no-ema
 
@@ -221,7 +222,7 @@ def main() -> None:
 
 SWITCHES = {
     "default": [], "channels-last": ["--channels-last"], "nchw": ["--no-channels-last"], "compile": ["--compile"], "fused": ["--fused-optimizer"],
-    "no-fused": ["--no-fused-optimizer"], "threads1": ["--threads", "1"], "no-ema": ["--no-ema"],
+    "no-fused": ["--no-fused-optimizer"], "threads1": ["--threads", "1"], "no-ema": ["--no-ema"], "bf16": ["--precision", "bf16"],
 }
 
 

@@ -254,3 +254,38 @@ def mode_shares(real: np.ndarray, fake: np.ndarray, *, modes: int = 8, seed: int
     fake_share = np.bincount(nearest_centre(fake, centres), minlength=modes) / len(fake)
     order = np.argsort(-real_share, kind="stable")
     return [{"mode": int(j), "real_share": round(float(real_share[j]), 4), "fake_share": round(float(fake_share[j]), 4)} for j in order]
+
+
+#: A style counts as dropped when the real images of its class fall in it at least this often...
+DROPPED_MIN_REAL_SHARE = 0.03
+#: ...and the generator's images for the class fall in it less often than this.
+DROPPED_MAX_FAKE_SHARE = 0.005
+
+
+def dropped_styles(real: np.ndarray, real_labels: Any, fake: np.ndarray, fake_labels: Any, num_classes: int, *, modes: int = 8,
+                   seed: int = 0) -> list[dict[str, float | int | None]]:
+    """Per class, the styles the data has and the generator does not draw (from :func:`mode_shares`).
+
+    Each class's real features are split into ``modes`` styles; a style holding at least
+    :data:`DROPPED_MIN_REAL_SHARE` of the class's real images and under
+    :data:`DROPPED_MAX_FAKE_SHARE` of its generated ones is dropped. A row per class:
+    ``{"styles_dropped", "dropped_real_share"}``, the latter the share of the class's real images
+    that lie in dropped styles (what c' trained on the generator's images has never seen). A
+    class with fewer real images than ``modes``, or no generated image, gets ``None`` for both.
+
+    >>> rng = np.random.default_rng(0)
+    >>> a, b = rng.normal(0, 1, (90, 2)), rng.normal(20, 1, (10, 2))  # a common style and a rare one
+    >>> real, fake = np.vstack([a, b, a + 50]), np.vstack([a[:50], a[:50] + 50])  # class 0 lacks its rare style
+    >>> dropped_styles(real, [0] * 100 + [1] * 90, fake, [0] * 50 + [1] * 50, 2, modes=2)
+    [{'styles_dropped': 1, 'dropped_real_share': 0.1}, {'styles_dropped': 0, 'dropped_real_share': 0.0}]
+    """
+    y_real, y_fake = _ints(real_labels), _ints(fake_labels)
+    out: list[dict[str, float | int | None]] = []
+    for c in range(num_classes):
+        r, f = np.asarray(real)[y_real == c], np.asarray(fake)[y_fake == c]
+        if len(r) < modes or len(f) == 0:
+            out.append({"styles_dropped": None, "dropped_real_share": None})
+            continue
+        gone = [m for m in mode_shares(r, f, modes=modes, seed=seed) if m["real_share"] >= DROPPED_MIN_REAL_SHARE and m["fake_share"] < DROPPED_MAX_FAKE_SHARE]
+        out.append({"styles_dropped": len(gone), "dropped_real_share": round(float(sum(m["real_share"] for m in gone)), 4)})
+    return out

@@ -17,10 +17,13 @@ import torch
 from .data.images import ImageDataset
 from .io import atomic_open, atomic_write_json
 from .metrics import (
+    DROPPED_MAX_FAKE_SHARE,
+    DROPPED_MIN_REAL_SHARE,
     accuracy,
     class_histogram,
     colour_statistics,
     confusion_matrix,
+    dropped_styles,
     frechet_distance,
     per_class_accuracy,
     per_class_precision_recall,
@@ -31,6 +34,7 @@ from .plots import plot_confusions, plot_per_class_accuracy
 
 PR_IMAGES = 5000  # real and synthetic images of the precision / recall manifolds (distances grow as N^2)
 PR_K = 3  # neighbours of the k-NN manifolds: 3, as in Kynkaanniemi et al.
+STYLES = 8  # styles (k-means clusters of c's features) each class is split into for the dropped-style count
 
 
 def measure(c: torch.nn.Module, c_prime: torch.nn.Module, train: ImageDataset, evaluation: ImageDataset, pool: ImageDataset, *, tta: bool) -> dict[str, Any]:
@@ -58,6 +62,7 @@ def measure(c: torch.nn.Module, c_prime: torch.nn.Module, train: ImageDataset, e
     n_pr = min(n_fd, PR_IMAGES)  # k-NN manifolds: the same number of real and synthetic images, as in the paper
     pr = precision_recall(feats_real[:n_pr], feats_fake[:n_pr], k=PR_K)
     pr_class = per_class_precision_recall(feats_real[:n_pr], y[:n_pr], feats_fake[:n_pr], pool.labels[:n_pr].numpy(), k, k=PR_K)
+    styles = dropped_styles(feats_real[:n_pr], y[:n_pr], feats_fake[:n_pr], pool.labels[:n_pr].numpy(), k, modes=STYLES)
     return {
         "c_accuracy": accuracy(pred_c, y),
         "c_prime_accuracy": accuracy(pred_cp, y),
@@ -67,11 +72,14 @@ def measure(c: torch.nn.Module, c_prime: torch.nn.Module, train: ImageDataset, e
         "precision": pr["precision"],
         "recall": pr["recall"],
         "precision_recall_note": f"improved precision and recall (Kynkaanniemi et al. 2019, k={PR_K}) in c's features, {n_pr} real and {n_pr} synthetic images",
+        "styles_dropped": sum(int(row["styles_dropped"] or 0) for row in styles),
+        "styles_dropped_note": f"per class, {STYLES} styles (k-means of c's features of the same {n_pr} real images); dropped: at least "
+                               f"{DROPPED_MIN_REAL_SHARE:.0%} of the class's real images and under {DROPPED_MAX_FAKE_SHARE:.1%} of its synthetic ones",
         "per_class": [
             {"class": names[i], "c": float(per_class_accuracy(cm_c)[i]), "c_prime": float(per_class_accuracy(cm_cp)[i]),
              "judged_as_fraction": float(class_histogram(pred_synth, k)[i]),
              "gan_test": float(per_class_accuracy(confusion_matrix(pred_synth, pool.labels.numpy(), k))[i]),
-             "precision": pr_class[i]["precision"], "recall": pr_class[i]["recall"]}
+             "precision": pr_class[i]["precision"], "recall": pr_class[i]["recall"], **styles[i]}
             for i in range(k)
         ],
         "colour_statistics": {
@@ -142,6 +150,34 @@ def _num(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3f}"
 
 
+def _styles(row: dict[str, Any]) -> str:
+    """A per-class row's dropped styles: ``1 (0.105)``, ``0``, or ``n/a`` for a class too small to split."""
+    if row["styles_dropped"] is None:
+        return "n/a"
+    return f"{row['styles_dropped']} ({row['dropped_real_share']:.3f})" if row["styles_dropped"] else "0"
+
+
+def per_class_table(report: dict[str, Any]) -> list[str]:
+    """The report page's per-class table: accuracies, GAN-test and, where the report has them, precision,
+    recall, dropped styles and the reference recipe's c'."""
+    ref = report.get("reference")
+    pr_cols = "precision" in report["per_class"][0]
+    style_cols = "styles_dropped" in report["per_class"][0]
+    ref_rows = {row["class"]: row for row in ref["per_class"]} if ref else {}
+    head = (["class", "c", "c'"] + (["c' (reference recipe)"] if ref else []) + ["GAN-test"] + (["precision", "recall"] if pr_cols else [])
+            + (["dropped styles (their share of real)"] if style_cols else []) + ["share of synthetic images c assigns to it"])
+    lines = ["", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for row in report["per_class"]:
+        cells = [row["class"], f"{row['c']:.3f}", f"{row['c_prime']:.3f}"]
+        cells += [f"{ref_rows[row['class']]['c_prime']:.3f}"] if ref else []
+        cells += [f"{row['gan_test']:.3f}"]
+        cells += [_num(row["precision"]), _num(row["recall"])] if pr_cols else []
+        cells += [_styles(row)] if style_cols else []
+        cells += [f"{row['judged_as_fraction']:.3f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
 def report_markdown(report: dict[str, Any]) -> str:
     """The report as a page a person reads."""
     s = report["settings"]
@@ -165,6 +201,8 @@ def report_markdown(report: dict[str, Any]) -> str:
             f"| precision: share of synthetic images inside the real images' manifold (c's features) | {report['precision']:.4f} |",
             f"| recall: share of real images inside the synthetic images' manifold | {report['recall']:.4f} |",
         ]
+    if "styles_dropped" in report:
+        lines.append(f"| dropped styles: clusters of a class's real images the generator (almost) never draws, all classes ({report['styles_dropped_note']}) | {report['styles_dropped']} |")
     ref = report.get("reference")
     if ref:
         r = ref["recipe"]
@@ -172,17 +210,7 @@ def report_markdown(report: dict[str, Any]) -> str:
             f"| c, reference recipe ({ref['classifier']}, {r['optimizer']} lr {r['lr']:g} {r['schedule']}, {r['epochs']} epochs) | {ref['c_accuracy']:.4f} |",
             f"| c', reference recipe | {ref['c_prime_accuracy']:.4f} |",
         ]
-    pr_cols = "precision" in report["per_class"][0]
-    ref_rows = {row["class"]: row for row in ref["per_class"]} if ref else {}
-    head = ["class", "c", "c'"] + (["c' (reference recipe)"] if ref else []) + ["GAN-test"] + (["precision", "recall"] if pr_cols else []) + ["share of synthetic images c assigns to it"]
-    lines += ["", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for row in report["per_class"]:
-        cells = [row["class"], f"{row['c']:.3f}", f"{row['c_prime']:.3f}"]
-        cells += [f"{ref_rows[row['class']]['c_prime']:.3f}"] if ref else []
-        cells += [f"{row['gan_test']:.3f}"]
-        cells += [_num(row["precision"]), _num(row["recall"])] if pr_cols else []
-        cells += [f"{row['judged_as_fraction']:.3f}"]
-        lines.append("| " + " | ".join(cells) + " |")
+    lines += per_class_table(report)
     t = report["timings"]
     lines += [
         "",

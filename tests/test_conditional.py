@@ -326,6 +326,7 @@ def test_pipeline_reports_both_recipes_precision_recall_and_samples_from_the_sna
     assert sorted(p.name for p in (tmp_path / "exp" / "snapshots").glob("epoch_*.onnx")) == ["epoch_0001.onnx", "epoch_0002.onnx"]
     md = (tmp_path / "exp" / "report.md").read_text()
     assert "c', reference recipe" in md and "| recall:" in md and "c' (reference recipe)" in md
+    assert saved["styles_dropped"] == sum(row["styles_dropped"] or 0 for row in saved["per_class"]) and "dropped styles (their share of real)" in md
     assert report["reference"]["c_prime_accuracy"] == saved["reference"]["c_prime_accuracy"]
 
 

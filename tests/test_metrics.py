@@ -12,6 +12,7 @@ from gan_edu.metrics import (
     class_histogram,
     colour_statistics,
     confusion_matrix,
+    dropped_styles,
     frechet_distance,
     kmeans,
     mode_shares,
@@ -98,6 +99,21 @@ def test_mode_shares_show_a_dropped_style_and_a_doubled_one():
     assert given == rows
     with pytest.raises(GanEduError, match=r"\(0, 3\)"):
         mode_shares(real, fake[:0])
+
+
+def test_dropped_styles_count_the_styles_a_class_lacks_and_the_real_share_in_them():
+    rng = np.random.default_rng(3)
+    real, _ = three_styles(rng, 2000)  # styles of 60%, 30% and 10%
+    labels = np.zeros(len(real), dtype=int)
+    fake = np.concatenate([rng.normal((0.0, 0.0, 0.0), 1.0, (400, 3)), rng.normal((30.0, 0.0, 0.0), 1.0, (600, 3))])  # the 10% style never drawn
+    all_real = np.concatenate([real, real + 100.0, real[:5] - 100.0])  # class 1: drawn in all its styles; class 2: 5 images, none drawn
+    all_fake = np.concatenate([fake, real[::2] + 100.0])
+    rows = dropped_styles(all_real, np.r_[labels, labels + 1, [2] * 5], all_fake, np.r_[np.zeros(len(fake), int), np.ones(1000, int)], 4, modes=3)
+    assert rows[0] == {"styles_dropped": 1, "dropped_real_share": 0.1}
+    assert rows[1] == {"styles_dropped": 0, "dropped_real_share": 0.0}
+    assert rows[2] == rows[3] == {"styles_dropped": None, "dropped_real_share": None}  # class 2: nothing drawn; class 3: no images
+    rare = np.concatenate([fake, rng.normal((0.0, 30.0, 0.0), 1.0, (10, 3))])  # the style drawn in 1% of images: under-drawn, not dropped
+    assert dropped_styles(real, labels, rare, np.zeros(len(rare), int), 1, modes=3)[0]["styles_dropped"] == 0
 
 
 def test_random_crop_moves_content_within_the_padding():
