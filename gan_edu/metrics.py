@@ -279,10 +279,10 @@ def dropped_styles(real: np.ndarray, real_labels: Any, fake: np.ndarray, fake_la
     >>> dropped_styles(real, [0] * 100 + [1] * 90, fake, [0] * 50 + [1] * 50, 2, modes=2)
     [{'styles_dropped': 1, 'dropped_real_share': 0.1}, {'styles_dropped': 0, 'dropped_real_share': 0.0}]
     """
-    y_real, y_fake = _ints(real_labels), _ints(fake_labels)
+    real, fake, y_real, y_fake = np.asarray(real), np.asarray(fake), _ints(real_labels), _ints(fake_labels)
     out: list[dict[str, float | int | None]] = []
     for c in range(num_classes):
-        r, f = np.asarray(real)[y_real == c], np.asarray(fake)[y_fake == c]
+        r, f = real[y_real == c], fake[y_fake == c]
         if len(r) < modes or len(f) == 0:
             out.append({"styles_dropped": None, "dropped_real_share": None})
             continue

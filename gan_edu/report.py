@@ -60,9 +60,10 @@ def measure(c: torch.nn.Module, c_prime: torch.nn.Module, train: ImageDataset, e
     feats_real = predict(c, evaluation.images[:n_fd], features=True).numpy()
     feats_fake = predict(c, pool.images[:n_fd], features=True).numpy()
     n_pr = min(n_fd, PR_IMAGES)  # k-NN manifolds: the same number of real and synthetic images, as in the paper
-    pr = precision_recall(feats_real[:n_pr], feats_fake[:n_pr], k=PR_K)
-    pr_class = per_class_precision_recall(feats_real[:n_pr], y[:n_pr], feats_fake[:n_pr], pool.labels[:n_pr].numpy(), k, k=PR_K)
-    styles = dropped_styles(feats_real[:n_pr], y[:n_pr], feats_fake[:n_pr], pool.labels[:n_pr].numpy(), k, modes=STYLES)
+    real_pr, y_pr, fake_pr, fake_y_pr = feats_real[:n_pr], y[:n_pr], feats_fake[:n_pr], pool.labels[:n_pr].numpy()
+    pr = precision_recall(real_pr, fake_pr, k=PR_K)
+    pr_class = per_class_precision_recall(real_pr, y_pr, fake_pr, fake_y_pr, k, k=PR_K)
+    styles = dropped_styles(real_pr, y_pr, fake_pr, fake_y_pr, k, modes=STYLES)
     return {
         "c_accuracy": accuracy(pred_c, y),
         "c_prime_accuracy": accuracy(pred_cp, y),
