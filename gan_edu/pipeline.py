@@ -134,7 +134,7 @@ def train_gan(config: PipelineConfig, train: ImageDataset, gan_dir: Path, log: L
         What it ran (:func:`trained`), or None for a bank (each member's run folder says).
     """
     trainer_class = get_trainer_class(config.trainer)
-    options = dict(loss=config.loss, config=config.gan_trainer_config(), out_dir=gan_dir, overwrite=True, trainer_class=trainer_class)
+    options = dict(loss=config.gan_loss(), config=config.gan_trainer_config(), out_dir=gan_dir, overwrite=True, trainer_class=trainer_class)
     if config.per_class:
         train_bank(config.model, train, log=log, **options, **config.model_options())
         return None

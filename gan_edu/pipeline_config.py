@@ -18,7 +18,7 @@ from typing import Any
 
 from .domains import PositiveInt
 from .errors import GanEduError, check
-from .losses import get_loss
+from .losses import GANLoss, get_loss
 from .models import MODELS, build_gan
 from .models.classifier import CLASSIFIERS, build_classifier
 from .training.classifier_trainer import ClassifierTrainerConfig
@@ -53,6 +53,7 @@ class PipelineConfig:
     model: str = "cdcgan"  # a conditional model, or an unconditional one with per_class
     per_class: bool = False  # one G/D pair per class (a bank) instead of one conditional model
     loss: str = "non-saturating"  # the GAN loss
+    r1: float = 0.0  # weight gamma of the R1 penalty gamma/2 ||grad D(x)||^2 on real images, with any loss (Mescheder et al. 2018); 0: off
     trainer: str = "GANTrainer"  # the GAN's registered trainer class (a variant: gan_edu.training.register_trainer)
     g_channels: int | None = None  # generator width (None: the model's default)
     d_channels: int | None = None  # discriminator width
@@ -105,7 +106,7 @@ class PipelineConfig:
         check(self.classifier_model in CLASSIFIERS, f"classifier_model {self.classifier_model!r}: expected one of {', '.join(CLASSIFIERS)}")
         # Everything below is checked here, before any data is loaded or folder made: a bad option
         # must never cost a GAN's training or leave half an experiment behind.
-        get_loss(self.loss)
+        self.gan_loss()
         shape = self.image_shape
         build_gan(self.model, image_shape=shape, num_classes=None if self.per_class else 10, **self.model_options())
         build_classifier(self.classifier_model, image_shape=shape, num_classes=10, width=self.classifier_width)
@@ -164,6 +165,10 @@ class PipelineConfig:
     def experiment_wide(self) -> dict[str, Any]:
         """The options every stage's trainer gets from here (``flip`` resolved for the data set)."""
         return {**{name: getattr(self, name) for name in EXPERIMENT_WIDE}, "flip": self.use_flip}
+
+    def gan_loss(self) -> GANLoss:
+        """The GAN stage's loss: ``loss`` with the R1 penalty when ``r1 > 0`` (one line naming a bad name or weight)."""
+        return get_loss(self.loss, **({"r1": self.r1} if self.r1 else {}))
 
     def gan_trainer_config(self) -> GANTrainerConfig:
         """The GAN stage's trainer config: ``gan`` with the experiment-wide options."""

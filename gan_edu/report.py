@@ -179,6 +179,15 @@ def per_class_table(report: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _r1_words(settings: dict[str, Any]) -> str:
+    """The words after the loss's name when the run had the R1 penalty ("with R1 (gamma 1, every 4 steps)"); "" otherwise, and for older reports."""
+    gamma = settings.get("r1") or 0
+    if not gamma:
+        return ""
+    every = settings.get("gan", {}).get("penalty_every", 1)
+    return f" with R1 (gamma {gamma:g}{f', every {every} steps' if every > 1 else ''})"
+
+
 def report_markdown(report: dict[str, Any]) -> str:
     """The report as a page a person reads."""
     s = report["settings"]
@@ -186,7 +195,7 @@ def report_markdown(report: dict[str, Any]) -> str:
     lines = [
         f"# c vs c' on {s['dataset']}",
         "",
-        f"Generator: `{s['model']}`{' per class' if s['per_class'] else ''}, {s['loss']} loss{_ran(report, 'gan')}; classifier `{s['classifier_model']}` "
+        f"Generator: `{s['model']}`{' per class' if s['per_class'] else ''}, {s['loss']} loss{_r1_words(s)}{_ran(report, 'gan')}; classifier `{s['classifier_model']}` "
         f"(width {s['classifier_width']}) for both c{_ran(report, 'c')} and c'{_ran(report, 'c_prime')}. Evaluated on the real **{split}** split "
         f"({report['sizes']['evaluation']} images).",
         "",

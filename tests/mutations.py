@@ -68,6 +68,9 @@ MUTATIONS = [
     Mutation("capture-cpu", "a device-to-host copy (.cpu()) inside the recorded step", "gan_edu/training/gan_trainer.py",
              'return {"g_loss": loss_g.detach()}', 'return {"g_loss": loss_g.detach().cpu()}',
              ("tests/test_capture.py::test_recorded_gan_step_gives_the_eager_weights",)),
+    Mutation("lazy-penalty", "the lazy penalty is not weighted by its interval", "gan_edu/training/gan_trainer.py",
+             "else loss_d + every * penalty", "else loss_d + penalty",
+             ("tests/test_losses.py::test_a_lazy_penalty_weights_the_penalty_by_n",)),
 ]
 
 

@@ -276,3 +276,49 @@ def test_wgan_gp_training_resumes_exactly(tiny_shapes, tmp_path):
         for k, v in module.state_dict().items():
             assert torch.equal(v, resumed.modules()[name].state_dict()[k]), f"{name}.{k}"
     assert any("d_penalty" in r for r in straight.history)
+
+
+# -- lazy regularisation: the penalty on every N-th step, weighted by N ----------------------------------
+def test_a_lazy_penalty_is_computed_on_every_nth_step_of_a_run(tiny_shapes):
+    """penalty_every=3 over 7 steps of a real run: the penalty is computed at steps 0, 3 and 6 only."""
+    from gan_edu.models import build_gan
+    from gan_edu.training import GANTrainer, GANTrainerConfig
+
+    at: list[int] = []
+
+    class CountingR1(NonSaturatingLoss):
+        def penalty(self, discriminator, real, fake, labels):
+            at.append(trainer.step)
+            return super().penalty(discriminator, real, fake, labels)
+
+    torch.manual_seed(0)
+    g, d = build_gan("cdcgan", image_shape=(3, 32, 32), num_classes=10, g_channels=4, d_channels=4, embed_dim=4)
+    config = GANTrainerConfig(epochs=1, max_steps=7, batch_size=8, device="cpu", progress=False, log_every=1, penalty_every=3)
+    trainer = GANTrainer(g, d, CountingR1(r1=1.0), config)
+    trainer.fit(tiny_shapes)
+    assert trainer.step == 7 and at == [0, 3, 6]
+
+
+def test_a_lazy_penalty_weights_the_penalty_by_n():
+    """The step's objective is loss_d + N * penalty (R1 of a quadratic D, known by hand)."""
+    from gan_edu.training.gan_trainer import GANTrainer
+
+    class Stub:
+        step = 0
+
+    seen = []
+    stub = Stub()
+    stub.config = type("C", (), {"penalty_every": 4})()
+    stub.loss = NonSaturatingLoss(r1=3.0)
+    stub.discriminator = QuadraticD(0.5)
+    stub.optimize = lambda total, opt: seen.append(float(total.detach()))
+    stub.opt_d = None
+    real = torch.ones(2, 1, 2, 2)
+    real[1] *= 2  # R1 = (1 + 4) / 2, weighted gamma / 2 = 1.5: 3.75
+    loss_d = torch.tensor(0.25)
+    out = GANTrainer.update_discriminator(stub, loss_d, real, real * 0, None, real_logits=torch.zeros(2), fake_logits=torch.zeros(2))
+    assert seen == [pytest.approx(0.25 + 4 * 3.75)]
+    assert float(out["d_penalty"]) == pytest.approx(3.75)  # logged unweighted
+    stub.step = 1
+    out = GANTrainer.update_discriminator(stub, loss_d, real, real * 0, None, real_logits=torch.zeros(2), fake_logits=torch.zeros(2))
+    assert seen[-1] == pytest.approx(0.25) and "d_penalty" not in out

@@ -87,6 +87,9 @@ def test_pipeline_config_is_checked():
         PipelineConfig(model="dcgan")
     with pytest.raises(GanEduError, match="dataset 'celeba'"):
         PipelineConfig(dataset="celeba")
+    with pytest.raises(GanEduError, match="r1=-1.0: expected a penalty weight >= 0"):
+        PipelineConfig(r1=-1.0)
+    assert PipelineConfig(loss="hinge", r1=2.0).gan_loss().r1 == 2.0 and PipelineConfig().gan_loss().r1 == 0.0
 
 
 @pytest.mark.slow  # the whole c vs c' experiment; the stages' own tests stay in the core
@@ -94,9 +97,14 @@ def test_tiny_pipeline_end_to_end(tmp_path, capsys):
     out = tmp_path / "exp"
     argv = ["pipeline", "--out", str(out), "--num-images", "300", "--g-channels", "4", "--d-channels", "4", "--gan-epochs", "1",
             "--gan-batch-size", "32", "--synthetic-images", "200", "--classifier-epochs", "10", "--classifier-max-steps", "3",
-            "--classifier-width", "4", "--no-progress"]
+            "--classifier-width", "4", "--no-progress", "--r1", "0.5", "--gan-penalty-every", "3"]
     assert main(argv) == 0
     report = json.loads((out / "report.json").read_text())
+    # R1, lazily: the GAN run records the penalty, computes it on steps 0, 3 and 6, and the page says so
+    assert json.loads((out / "gan" / "config.json").read_text())["loss"]["options"] == {"r1": 0.5}
+    history = [json.loads(line) for line in (out / "gan" / "history.jsonl").read_text().splitlines()]
+    assert any("d_penalty" in row for row in history)
+    assert "non-saturating loss with R1 (gamma 0.5, every 3 steps)" in (out / "report.md").read_text()
     # the report says what ran: the step budget stopped both classifiers long before their 10 epochs
     assert report["ran"] == {"gan": {"steps": 9, "epochs": 1.0}, "c": {"steps": 3, "epochs": 1.5}, "c_prime": {"steps": 3, "epochs": 3.0},
                              "c_reference": {"steps": 3, "epochs": 1.5}, "c_prime_reference": {"steps": 3, "epochs": 3.0}}  # the plain recipe keeps the budget

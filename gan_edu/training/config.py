@@ -88,6 +88,7 @@ class GANTrainerConfig(TrainerConfig):
     beta1: float = 0.5  # Adam beta1: 0.5, not 0.9, steadies GAN training (Radford et al.)
     beta2: float = 0.999  # Adam beta2
     d_steps: PositiveInt | None = None  # D updates per G update; None: the loss's own (5 for WGAN-GP, else 1)
+    penalty_every: PositiveInt = 1  # the loss's penalty (R1, WGAN-GP's) on every N-th step only, weighted by N (lazy regularisation, Karras et al. 2020): about 1/N of its cost
     ema: bool = True  # keep an average of G's weights (Yazici et al. 2019); grids, saved G and export use it
     ema_decay: float = 0.999  # its decay (warmed up as min(decay, (1+n)/(10+n))): ~ the last 1,000 G updates
     diffaugment: str = ""  # D sees real and fake through these differentiable transforms: translation,cutout,color (Zhao et al. 2020)

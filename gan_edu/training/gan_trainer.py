@@ -297,13 +297,17 @@ class GANTrainer(Trainer):
     ) -> dict[str, torch.Tensor]:
         """Add the loss's penalty (R1, WGAN-GP's) to D's objective ``loss_d``, step D's optimizer, report.
 
+        With ``penalty_every = N`` it is computed on every N-th step only, weighted by N (StyleGAN2's lazy
+        regularisation: about 1/N of the double backward's cost); ``d_penalty`` is logged unweighted.
+
         Args:
             loss_d: D's objective (a scalar), built from logits of :meth:`discriminate` with ``update=True``.
             real, fake, labels: the batches D judged, for the penalty.
             real_logits, fake_logits: ``(N,)``, for the metrics.
         """
-        penalty = self.loss.penalty(self.discriminator, real, fake.float(), labels)
-        total = loss_d if penalty is None else loss_d + penalty
+        every = self.config.penalty_every
+        penalty = self.loss.penalty(self.discriminator, real, fake.float(), labels) if self.step % every == 0 else None
+        total = loss_d if penalty is None else loss_d + every * penalty  # lazy: N times the weight on every N-th step
         self.optimize(total, self.opt_d)
         metrics = {
             "d_loss": loss_d.detach(),
