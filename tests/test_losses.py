@@ -301,18 +301,13 @@ def test_a_lazy_penalty_is_computed_on_every_nth_step_of_a_run(tiny_shapes):
 
 def test_a_lazy_penalty_weights_the_penalty_by_n():
     """The step's objective is loss_d + N * penalty (R1 of a quadratic D, known by hand)."""
+    from types import SimpleNamespace
+
     from gan_edu.training.gan_trainer import GANTrainer
 
-    class Stub:
-        step = 0
-
     seen = []
-    stub = Stub()
-    stub.config = type("C", (), {"penalty_every": 4})()
-    stub.loss = NonSaturatingLoss(r1=3.0)
-    stub.discriminator = QuadraticD(0.5)
-    stub.optimize = lambda total, opt: seen.append(float(total.detach()))
-    stub.opt_d = None
+    stub = SimpleNamespace(step=0, config=SimpleNamespace(penalty_every=4), loss=NonSaturatingLoss(r1=3.0), discriminator=QuadraticD(0.5),
+                           optimize=lambda total, opt: seen.append(float(total.detach())), opt_d=None)
     real = torch.ones(2, 1, 2, 2)
     real[1] *= 2  # R1 = (1 + 4) / 2, weighted gamma / 2 = 1.5: 3.75
     loss_d = torch.tensor(0.25)

@@ -100,7 +100,7 @@ def test_tiny_pipeline_end_to_end(tmp_path, capsys):
             "--classifier-width", "4", "--no-progress", "--r1", "0.5", "--gan-penalty-every", "3"]
     assert main(argv) == 0
     report = json.loads((out / "report.json").read_text())
-    # R1, lazily: the GAN run records the penalty, computes it on steps 0, 3 and 6, and the page says so
+    # R1, lazily: the GAN run records the loss with its option, logs the penalty, and the page says so
     assert json.loads((out / "gan" / "config.json").read_text())["loss"]["options"] == {"r1": 0.5}
     history = [json.loads(line) for line in (out / "gan" / "history.jsonl").read_text().splitlines()]
     assert any("d_penalty" in row for row in history)
