@@ -39,9 +39,8 @@ if [ "$dry" = 1 ]; then
 else
   speed=(--device cuda --num-images 20000 --steps 300 --warmup 20 --batch-sizes 64,128 --repeats 1)
 fi
-"$py" benchmarks/train_speed.py "${speed[@]}"
-"$py" benchmarks/train_speed.py "${speed[@]}" --cuda-graph
-"$py" benchmarks/train_speed.py "${speed[@]}" --cuda-graph --precision bf16 --channels-last
+# one run, so the three gan-edu settings share its baseline runs (and their ratios one machine state)
+"$py" benchmarks/train_speed.py "${speed[@]}" --variants default,cuda-graph,cuda-graph+bf16+channels-last
 
 echo "== 3. sampling: onnxruntime CUDA vs torch (sampling.py)"
 if [ "$dry" = 1 ]; then

@@ -16,9 +16,11 @@ records gan-edu's step as a CUDA graph (its warm-up and recording fall in the un
 the CPU options can be compared in one run (each variant is ``+``-joined switches:
 ``channels-last``, ``nchw`` (channels-last off), ``compile``, ``fused`` / ``no-fused`` (fused or
 foreach Adam), ``threads1`` (one torch thread), ``no-ema``, ``bf16`` (bfloat16 autocast: other
-arithmetic, so a speed row, not a recipe); ``default`` is gan-edu's defaults)::
+arithmetic, so a speed row, not a recipe), ``cuda-graph`` (the recorded step); ``default`` is
+gan-edu's defaults)::
 
     python benchmarks/train_speed.py --variants default,nchw,no-fused,threads1,no-ema
+    python benchmarks/train_speed.py --device cuda --variants default,cuda-graph,cuda-graph+bf16+channels-last
 
     python benchmarks/train_speed.py                                # shapes, CPU
     python benchmarks/train_speed.py --dataset cifar10 --data-root ~/data --device cuda --cuda-graph
@@ -223,6 +225,7 @@ def main() -> None:
 SWITCHES = {
     "default": [], "channels-last": ["--channels-last"], "nchw": ["--no-channels-last"], "compile": ["--compile"], "fused": ["--fused-optimizer"],
     "no-fused": ["--no-fused-optimizer"], "threads1": ["--threads", "1"], "no-ema": ["--no-ema"], "bf16": ["--precision", "bf16"],
+    "cuda-graph": ["--cuda-graph"],
 }
 
 

@@ -228,7 +228,9 @@ def test_the_gpu_check_script_runs_as_it_is(tmp_path):
     assert results["gan_fp32"]["recorded"] and results["classifier"]["recorded"]
     assert max(results["gan_fp32"]["max_weight_difference"].values()) < 1e-4
     assert results["sampling"]["uint8_max_difference"] == 0  # the bound path on the CPU provider: the same images
-    assert "ratio gan-edu / baseline at batch 8" in done.stdout and "gpu_check: done" in done.stdout
+    for setting in ("default", "cuda-graph", "cuda-graph+bf16+channels-last"):  # one train_speed run, one baseline
+        assert f"ratio gan-edu {setting} / baseline at batch 8" in done.stdout, setting
+    assert done.stdout.count("batch 8 baseline") == 1 and "gpu_check: done" in done.stdout
     assert (tmp_path / "gpu_check" / "gpu_check.log").is_file() and (tmp_path / "gpu_check" / "profile_fp32.txt").is_file()
     wrong = subprocess.run(["bash", str(script), "--fast"], capture_output=True, text=True, env=env)
     assert wrong.returncode == 2 and "unknown argument --fast" in wrong.stderr
