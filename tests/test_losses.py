@@ -317,3 +317,44 @@ def test_a_lazy_penalty_weights_the_penalty_by_n():
     stub.step = 1
     out = GANTrainer.update_discriminator(stub, loss_d, real, real * 0, None, real_logits=torch.zeros(2), fake_logits=torch.zeros(2))
     assert seen[-1] == pytest.approx(0.25) and "d_penalty" not in out
+
+
+# -- the benchmark of the penalty's cost per step ----------------------------------------------------
+@pytest.mark.slow  # the benchmark script, in a subprocess
+def test_penalty_cost_benchmark_times_three_settings_and_counts_their_penalty_steps():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "penalty_cost.py"
+    out = subprocess.run(
+        [sys.executable, str(script), "--num-images", "64", "--width", "4", "--batch-size", "8", "--steps", "8", "--warmup", "2", "--repeats", "1"],
+        capture_output=True, text=True, timeout=180,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    rows = [line.split("  ") for line in out.stdout.splitlines() if line.startswith("  ")]
+    names = [r[1].strip() for r in rows]
+    assert names == ["no penalty", "R1 every 4", "R1 every step"], out.stdout
+    assert "(1.00x no penalty)" in rows[0]
+    counts = [line.split("penalty on ")[1].split(" of")[0] for line in out.stdout.splitlines() if line.startswith("  ")]
+    assert counts == ["0", "2", "8"], out.stdout  # the lazy setting's penalty ran on every 4th of 8 steps
+    assert "median of 1 x 8 steps" in out.stdout and "channels-last True" in out.stdout
+
+
+@pytest.mark.slow  # the benchmark script, in a subprocess
+def test_penalty_cost_benchmark_times_d_alone_in_both_layouts():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "penalty_cost.py"
+    out = subprocess.run(
+        [sys.executable, str(script), "--num-images", "64", "--width", "4", "--batch-size", "8", "--steps", "2", "--warmup", "1", "--d-alone"],
+        capture_output=True, text=True, timeout=180,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    rows = [line.split() for line in out.stdout.splitlines() if line.startswith("  ")]
+    assert [(r[0], " ".join(r[1:-2])) for r in rows] == [
+        (layout, name) for layout in ("channels-last", "NCHW") for name in ("plain step", "R1 term", "both, one forward")
+    ], out.stdout
+    assert all(float(r[-2]) > 0 and r[-1] == "ms" for r in rows)
