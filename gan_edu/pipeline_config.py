@@ -246,9 +246,10 @@ PRESETS: dict[str, dict[str, Any]] = {
     # Adam 5e-4 for G and D instead of DCGAN's 2e-4: c' 0.636 -> 0.799 at 2 epochs, 0.937 -> 0.968 at 10 (validation).
     # R1 (gamma 1) on every 4th D step: c' +1.4 and +1.2 points over two seeds, class 7 0.88 -> 0.94 (validation)
     # Adam betas (0, 0.99) with R1: GAN-test 0.978 -> 0.984 over three seeds, c' 0.9731 -> 0.9750 (validation)
+    # D at twice G's rate (TTUR's direction): c' 0.9750 -> 0.9771, lowest class 0.947 -> 0.954 over three seeds (validation)
     "mnist": {
         "dataset": "mnist", "model": "cdcgan", "loss": "non-saturating", "r1": 1.0, "g_channels": 32, "d_channels": 32,
-        "gan": {"epochs": 10, "batch_size": 64, "ema": False, "lr_g": 5e-4, "lr_d": 5e-4, "beta1": 0.0, "beta2": 0.99, "penalty_every": 4}, "synthetic": "pool", "classifier_model": "resnet9", "classifier_width": 16,
+        "gan": {"epochs": 10, "batch_size": 64, "ema": False, "lr_g": 5e-4, "lr_d": 1e-3, "beta1": 0.0, "beta2": 0.99, "penalty_every": 4}, "synthetic": "pool", "classifier_model": "resnet9", "classifier_width": 16,
         "classifier": {"epochs": 3, "batch_size": 256, "lr": 0.2, "schedule": "onecycle", "label_smoothing": 0.2},
     },
     # GAN switches validated on CIFAR-10 at a CPU budget (EMA + DiffAugment + stream: c' +11 points);
