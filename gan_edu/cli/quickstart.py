@@ -28,8 +28,9 @@ QUICKSTART = PipelineConfig(
     num_images=20_000,
     channels=1,  # grey shapes: the colours of RGB shapes take a DCGAN far longer than 2 minutes on a CPU
     # Chosen on the validation split (docs/results/ablation.md, "quickstart's recipe"): conditional
-    # batch norm, Adam at 5e-4 (not DCGAN's 2e-4: at 1,872 steps the faster rate wins) and c''s pool
-    # drawn from the last three epochs' averaged G (a snapshot ensemble): c' 0.753 -> 0.882 there.
+    # batch norm, Adam at 5e-4 (not DCGAN's 2e-4: at the 1,872 steps of 6 epochs, where it was chosen,
+    # the faster rate won) and c''s pool drawn from the last three epochs' averaged G (a snapshot
+    # ensemble): c' 0.753 -> 0.882 there.
     # Then R1 on D at gamma 1, computed every 4th step (lazy regularisation): c' 0.844 -> 0.904 on
     # average over four seeds of the validation split, higher at each (ablation.md, seventh pass).
     # 5 GAN epochs, not 6, so the penalty costs no wall time: c' 0.910 on average over the same four
