@@ -19,7 +19,6 @@ from typing import Any
 
 from ..errors import check
 from ..pipeline import EXPERIMENT_WIDE, PRESETS, PipelineConfig, run_pipeline
-from ..training import reweight  # noqa: F401  (registers DiagnosingTrainer for --trainer)
 from ..training.config import TrainerConfig
 from ..training.registry import TRAINERS
 from .options import (

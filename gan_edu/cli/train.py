@@ -21,10 +21,7 @@ from typing import Any
 from ..data.datasets import DATASETS, load_dataset
 from ..losses import LOSSES, get_loss
 from ..models import MODELS
-from ..training import (
-    distributed,
-    reweight,  # noqa: F401  (registers DiagnosingTrainer for --trainer)
-)
+from ..training import distributed
 from ..training.bank import (
     is_bank_dir,
     prepare_bank_dir,

@@ -31,9 +31,9 @@ resume restores them. The epochs are drawn by :class:`WeightedLoader`, a
 :class:`~gan_edu.data.DeviceLoader` whose epoch plan follows per-image weights. Needs a data set
 in memory and one process.
 
-Importing this module registers the trainer (``gan-edu train`` and ``gan-edu pipeline`` do):
-``import gan_edu.training.reweight``, then ``--trainer DiagnosingTrainer`` or
-``PipelineConfig(trainer="DiagnosingTrainer")``.
+The project declares the trainer as an entry point of group ``gan_edu.trainers`` (pyproject.toml),
+so ``--trainer DiagnosingTrainer``, ``PipelineConfig(trainer="DiagnosingTrainer")`` and a run or
+report that names it find it by name; ``gan_edu.training`` itself does not import this module.
 """
 
 from __future__ import annotations
