@@ -90,7 +90,7 @@ def test_the_trainer_favours_the_real_images_d_scores_highest(tmp_path):
     trainer = new_gan_run("cdcgan", data, config=cfg, trainer_class="DiagnosingTrainer", out_dir=tmp_path / "run", g_channels=4, d_channels=4)
     loader = trainer.make_loader(data)
     trainer.discriminator.forward = brightness_judge  # D's verdict, known in advance
-    trainer.epoch = 1  # before the window (epochs 1..2 score, then 2 reweights): nothing recorded
+    trainer.epoch = 1  # inside the window (epochs 1 and 2 score), before reweighting (from 2): logits, no weights
     trainer.rescore()
     assert trainer.real_logits is not None and trainer.real_logits.shape == (1, 64) and loader.sample_weights is None
     trainer.epoch = 2

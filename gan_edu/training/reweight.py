@@ -44,7 +44,6 @@ report that names it find it by name; ``gan_edu.training`` itself does not impor
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Iterable
 from typing import Any, ClassVar
 
@@ -240,11 +239,11 @@ class DiagnosingTrainer(GANTrainer):
             state["real_logits"] = self.real_logits
         if self.real_weights is not None:
             state["real_weights"] = self.real_weights
+        state["reweight_log"] = self.reweight_log
         return state
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
         super().load_extra_state(state)
         self.real_logits = state.get("real_logits")
         self.real_weights = state.get("real_weights")
-        if self.out_dir is not None and (self.out_dir / "reweight.json").exists():
-            self.reweight_log = json.loads((self.out_dir / "reweight.json").read_text())["epochs"]
+        self.reweight_log = list(state.get("reweight_log", []))
