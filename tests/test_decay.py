@@ -68,3 +68,5 @@ def test_the_trainer_is_found_by_name_from_the_pipeline_and_the_cli():
     assert out == ["DecayingTrainerConfig", "0.25", "True"]
     help_text = subprocess.run([sys.executable, "-m", "gan_edu", "pipeline", "--help"], capture_output=True, text=True, check=True).stdout
     assert "--gan-decay-start" in help_text and "--gan-decay-floor" in help_text
+    train_help = subprocess.run([sys.executable, "-m", "gan_edu", "train", "--help"], capture_output=True, text=True, check=True).stdout
+    assert "--decay-start" in train_help and "DecayingTrainer," in " ".join(train_help.split())  # named among --trainer's classes

@@ -61,7 +61,7 @@ def register(sub: Any) -> None:
     add_config_argument(p)
     p.add_argument("--dataset", choices=sorted(DATASETS), help="training data (default shapes)")
     add_data_arguments(p)
-    for registry in (MODELS, LOSSES):  # installed packages' models and losses are choices too
+    for registry in (MODELS, LOSSES, TRAINERS):  # installed packages' models, losses and trainers are choices (and their options flags) too
         registry.load_entry_point(strict=False)
     p.add_argument("--model", choices=list(MODELS), help="registry model (default dcgan)")
     p.add_argument("--loss", choices=list(LOSSES), help="GAN loss (default non-saturating)")
@@ -77,7 +77,6 @@ def register(sub: Any) -> None:
     # own, and those of any trainer class registered before the command line is built.
     options = p.add_argument_group("trainer options", "the fields of the trainer's config (TrainerConfig, GANTrainerConfig); "
                                    "a resume may change only " + ", ".join(sorted(TrainerConfig.resumable)))
-    TRAINERS.load_entry_point(strict=False)  # installed packages' trainers: their options are flags (and --config keys) too
     TRAINER_OPTIONS[:] = [name for cls in dict.fromkeys(t.config_class for t in TRAINERS.values()) for name in add_dataclass_arguments(options, cls)]
     options.add_argument("--lr", type=positive_float, help="Adam learning rate of G and D: --lr-g and --lr-d at once")
     model = p.add_argument_group("model options")
