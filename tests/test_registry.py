@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -256,3 +258,19 @@ def test_a_custom_loss_run_records_its_options_and_resumes(tmp_path, tiny_shapes
 
     with pytest.raises(GanEduError, match="constructor argument 'scale' is not kept as self.scale"):
         ForgetfulLoss(2.0).options()
+
+
+@pytest.mark.parametrize(("trainer", "option", "value", "module"), [
+    ("DiagnosingTrainer", "reweight_scale", 4.0, "gan_edu.training.reweight"),
+    ("DecayingTrainer", "decay_start", 0.25, "gan_edu.training.decay"),
+])
+def test_the_projects_own_entry_point_trainers_are_found_by_name_without_importing_them(trainer, option, value, module):
+    code = ("from gan_edu.pipeline_config import PipelineConfig; import sys; "
+            f"c = PipelineConfig.from_dict({{'trainer': {trainer!r}, 'gan': {{{option!r}: {value!r}}}}}); "
+            f"print(type(c.gan).__name__, getattr(c.gan, {option!r}), {module!r} in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == [f"{trainer}Config", str(value), "True"]  # loaded through the entry point, on demand
+    flag = "--" + option.replace("_", "-")
+    pipeline_help = subprocess.run([sys.executable, "-m", "gan_edu", "pipeline", "--help"], capture_output=True, text=True, check=True).stdout
+    train_help = " ".join(subprocess.run([sys.executable, "-m", "gan_edu", "train", "--help"], capture_output=True, text=True, check=True).stdout.split())
+    assert "--gan-" + flag[2:] in pipeline_help and flag in train_help and f"{trainer}," in train_help  # its options are flags, its name a --trainer choice
