@@ -61,7 +61,7 @@ class DecayingTrainerConfig(GANTrainerConfig):
     """GAN training whose learning rates fall linearly to ``decay_floor`` times their value over the run's end."""
 
     decay_start: float = 0.5  # share of the planned steps at the full learning rates; then both fall linearly (0: from the first step)
-    decay_floor: float = 0.0  # the learning rates at the last step, as a share of lr_g and lr_d
+    decay_floor: float = 0.0  # the learning rates at the run's end, as a share of lr_g and lr_d
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -90,7 +90,7 @@ class DecayingTrainer(GANTrainer):
         return loader
 
     def graph_blocker(self) -> str | None:
-        return "the learning rates change every step (a recorded step keeps its own)" if self.config.decay_start < 1 else super().graph_blocker()
+        return "the learning rates change every step (a recorded step keeps its own)"
 
     def lr_factor(self) -> float:
         """The factor of both learning rates for the step about to run."""
