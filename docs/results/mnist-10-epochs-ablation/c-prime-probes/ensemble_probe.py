@@ -1,12 +1,12 @@
 """c' again from a finished validation run, with its synthetic pool drawn from a chosen set of generators.
 
-    python ensemble_probe.py RUN DATA_ROOT OUT MEMBER.onnx [MEMBER.onnx ...] [--reference]
+    python ensemble_probe.py RUN DATA_ROOT OUT MEMBER.onnx [MEMBER.onnx ...] [--reference | --reference-only]
 
 Draws the run's pool size (one image per training image) in equal shares from the MEMBER generators
 (the pipeline's snapshot ensemble, ``sample_ensemble_pool``; one member: ``sample_pool``, the
 pipeline's own draw), trains c' with the run's recipe and seed (with ``--reference``, also the plain
-reference recipe's c'), and prints c' on the run's validation images, per class, and GAN-test
-(the run's c on the pool). With the members the run itself used, it gives the run's own c'.
+reference recipe's c'; with ``--reference-only``, that one alone), and prints c' on the run's
+validation images, per class, and GAN-test (the run's c on the pool). With the members the run itself used, it gives the run's own c'.
 """
 import json
 import sys
@@ -20,8 +20,8 @@ from gan_edu.pipeline import load_data, train_classifier
 from gan_edu.pipeline_config import PipelineConfig
 from gan_edu.synthetic import sample_ensemble_pool, sample_pool
 
-args = [a for a in sys.argv[1:] if a != "--reference"]
-with_reference = "--reference" in sys.argv
+args = [a for a in sys.argv[1:] if not a.startswith("--reference")]
+with_reference, reference_only = "--reference" in sys.argv, "--reference-only" in sys.argv
 run, data_root, out, members = Path(args[0]), args[1], Path(args[2]), [Path(p) for p in args[3:]]
 report = json.loads((run / "report.json").read_text())
 settings = {**report["settings"], "data_root": data_root, "download": False, "progress": False, "reuse_c": None}
@@ -43,11 +43,14 @@ def scores(classifier):
 
 c = Classifier.from_pretrained(run / "c" / "classifier")
 gan_test = accuracy(predict(c, pool.images), pool.labels)
-c_prime, _ = train_classifier(config, pool, n, train, out / "c_prime")
-acc, per_class = scores(c_prime)
+if reference_only:
+    acc, per_class = None, None
+else:
+    c_prime, _ = train_classifier(config, pool, n, train, out / "c_prime")
+    acc, per_class = scores(c_prime)
 result = {"run": run.name, "members": [str(p) for p in members], "c_prime": acc, "per_class": per_class, "gan_test": gan_test,
           "run_c_prime": report["c_prime_accuracy"]}
-if with_reference:
+if with_reference or reference_only:
     ref, _ = train_classifier(config, pool, n, train, out / "c_prime_reference", reference=True)
     result["reference_c_prime"], result["reference_per_class"] = scores(ref)
 result["seconds"] = round(time.perf_counter() - t0, 1)
